@@ -1,0 +1,1 @@
+"""Parlor: a private chat app for open models, on Gradio."""

@@ -1,0 +1,84 @@
+"""The Gradio client API: thin doors into `ChatService` (see the README's API table)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from .doors import OwnerOf
+from .service import ChatService, ServiceError
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except ServiceError as e:
+        raise gr.Error(str(e)) from None
+
+
+def register_api(service: ChatService, owner_of: OwnerOf) -> None:
+    """Declare the public endpoints inside the current `gr.Blocks` context."""
+
+    def models() -> list[dict]:
+        """The models people can chat with: id, name, description, available, default."""
+        return service.models()
+
+    def new_conversation(model_id: str = "", request: gr.Request = None) -> dict:
+        """Start an empty conversation with a model (the default one when model_id is empty)."""
+        return _guard(lambda: service.new_conversation(owner_of(request), model_id))
+
+    # Gradio reads the return annotation to type the endpoint's outputs: this streams
+    # [conversation_id, answer_so_far] pairs, the last one holding the whole answer.
+    async def chat(
+        message: str, conversation_id: str = "", model_id: str = "", request: gr.Request = None
+    ) -> tuple[str, str]:
+        """Send a message and stream the answer; an empty conversation_id starts a new one."""
+        owner = owner_of(request)
+        try:
+            async for update in service.send(owner, message, conversation_id, model_id):
+                if update.done and update.failed:
+                    raise gr.Error(update.notice)
+                yield update.conversation_id, update.text
+        except ServiceError as e:
+            raise gr.Error(str(e)) from None
+
+    def stop(conversation_id: str, request: gr.Request = None) -> dict:
+        """Stop the answer being written in a conversation; what was written is kept."""
+        return {"stopped": service.stop(owner_of(request), conversation_id)}
+
+    def conversations(request: gr.Request = None) -> list[dict]:
+        """Your conversations, newest first: id, title, model, updated_at."""
+        return service.conversations(owner_of(request))
+
+    def conversation(conversation_id: str, request: gr.Request = None) -> dict:
+        """One of your conversations with all its messages."""
+        return _guard(lambda: service.conversation(owner_of(request), conversation_id))
+
+    def rename_conversation(conversation_id: str, title: str, request: gr.Request = None) -> dict:
+        """Give one of your conversations a new title."""
+        return _guard(
+            lambda: service.rename_conversation(owner_of(request), conversation_id, title)
+        )
+
+    def delete_conversation(conversation_id: str, request: gr.Request = None) -> dict:
+        """Delete one of your conversations from disk, for good."""
+        return {"deleted": service.delete_conversation(owner_of(request), conversation_id)}
+
+    def delete_all_conversations(request: gr.Request = None) -> dict:
+        """Delete all your conversations from disk, for good."""
+        return {"deleted": service.delete_all_conversations(owner_of(request))}
+
+    for fn in (
+        models,
+        new_conversation,
+        chat,
+        stop,
+        conversations,
+        conversation,
+        rename_conversation,
+        delete_conversation,
+        delete_all_conversations,
+    ):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

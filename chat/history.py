@@ -1,0 +1,296 @@
+"""The conversation store: TinyDB files under the data directory, sharded per owner.
+
+Data model::
+
+    <data_dir>/owners/<owner_key>/index.json              one row per conversation:
+                                                          id, title, model, created_at, updated_at
+    <data_dir>/owners/<owner_key>/conversations/<id>.json table "conversation" (the same row)
+                                                          and table "messages": id, role, content,
+                                                          created_at, model, incomplete, notice
+
+`owner_key` is a hash of the owner id, so the raw id (a cookie secret) is never on disk.
+Each file holds one conversation, so a write costs in proportion to that conversation, never
+to the whole store. Writes are atomic (temporary file, fsync, rename) and serialised per
+file, so a crash never leaves half a file and concurrent writers lose nothing.
+
+Ownership: every function takes the owner, and `_conversation_file` is the one place that
+turns (owner, conversation id) into a file. A conversation of someone else is simply not
+under this owner's directory, so it looks exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+from tinydb.storages import Storage
+
+log = logging.getLogger("parlor.history")
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+TITLE_WORDS = 8
+
+
+class CorruptFile(Exception):
+    """A stored file is not valid JSON. It is left untouched so nothing is lost."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"stored file is damaged: {path}")
+        self.path = path
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage that writes a temporary file, fsyncs it, then renames it into place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise CorruptFile(self.path) from None
+        if not isinstance(data, dict):
+            raise CorruptFile(self.path)
+        return data
+
+    def write(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        pass
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def title_from(text: str) -> str:
+    """A conversation's first title: the first words of its first message."""
+    words = text.split()
+    title = " ".join(words[:TITLE_WORDS])
+    return title + ("…" if len(words) > TITLE_WORDS else "") if title else "New chat"
+
+
+_SUMMARY = ("id", "title", "model", "created_at", "updated_at")
+
+
+class History:
+    """Per-owner conversations and messages, kept in TinyDB files under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root) / "owners"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._locks: dict[Path, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- files and locks ----------------------------------------------------------------
+
+    def _owner_dir(self, owner: str) -> Path:
+        if not owner:
+            raise ValueError("every read and write names its owner")
+        return self.root / hashlib.sha256(owner.encode()).hexdigest()[:40]
+
+    def _conversation_file(self, owner: str, conversation_id: str) -> Path | None:
+        """The one ownership check: the owner's file for this id, or None if there is none."""
+        if not isinstance(conversation_id, str) or not _ID.match(conversation_id):
+            return None
+        path = self._owner_dir(owner) / "conversations" / f"{conversation_id}.json"
+        return path if path.exists() else None
+
+    def _lock(self, path: Path) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks.setdefault(path, threading.RLock())
+
+    @contextmanager
+    def _open(self, path: Path) -> Iterator[TinyDB]:
+        with self._lock(path):
+            db = TinyDB(path, storage=AtomicJSONStorage)
+            try:
+                yield db
+            finally:
+                db.close()
+
+    @contextmanager
+    def _index(self, owner: str) -> Iterator[TinyDB]:
+        path = self._owner_dir(owner) / "index.json"
+        with self._lock(path):
+            try:
+                with self._open(path) as db:
+                    db.table("conversations").all()  # read now, to find damage early
+                    yield db
+                    return
+            except CorruptFile:
+                self._rebuild_index(owner, path)
+            with self._open(path) as db:
+                yield db
+
+    def _rebuild_index(self, owner: str, path: Path) -> None:
+        """The index only repeats what the conversation files hold: rebuild it from them."""
+        aside = path.with_name(f"index.json.damaged-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
+        shutil.move(path, aside)
+        log.warning("rebuilt a damaged conversation index (kept aside as %s)", aside.name)
+        rows = []
+        for conv in (path.parent / "conversations").glob("*.json"):
+            try:
+                with self._open(conv) as db:
+                    rows.extend(db.table("conversation").all())
+            except CorruptFile:
+                log.warning("conversation file %s is damaged; left untouched", conv.name)
+        with self._open(path) as db:
+            db.table("conversations").insert_multiple(rows)
+
+    # -- conversations ------------------------------------------------------------------
+
+    def create_conversation(self, owner: str, *, model: str, title: str = "") -> dict:
+        stamp = now()
+        row = {
+            "id": new_id(),
+            "title": title or "New chat",
+            "model": model,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        path = self._owner_dir(owner) / "conversations" / f"{row['id']}.json"
+        with self._open(path) as db:
+            db.table("conversation").insert(row)
+        with self._index(owner) as index:
+            index.table("conversations").insert(row)
+        return dict(row)
+
+    def list_conversations(self, owner: str) -> list[dict]:
+        """The owner's conversation summaries, most recently updated first."""
+        with self._index(owner) as index:
+            rows = index.table("conversations").all()
+        return sorted(
+            ({k: r.get(k) for k in _SUMMARY} for r in rows),
+            key=lambda r: r["updated_at"],
+            reverse=True,
+        )
+
+    def get_conversation(self, owner: str, conversation_id: str) -> dict | None:
+        """The conversation with its messages, or None when this owner has no such id."""
+        path = self._conversation_file(owner, conversation_id)
+        if path is None:
+            return None
+        with self._open(path) as db:
+            rows = db.table("conversation").all()
+            messages = db.table("messages").all()
+        if not rows:
+            return None
+        return {**{k: rows[0].get(k) for k in _SUMMARY}, "messages": [dict(m) for m in messages]}
+
+    def rename_conversation(self, owner: str, conversation_id: str, title: str) -> dict | None:
+        return self._update_summary(owner, conversation_id, title=title.strip() or "New chat")
+
+    def delete_conversation(self, owner: str, conversation_id: str) -> bool:
+        """Remove the conversation's file from disk (not a flag). False if there is none."""
+        path = self._conversation_file(owner, conversation_id)
+        if path is None:
+            return False
+        with self._lock(path):
+            path.unlink(missing_ok=True)
+        with self._index(owner) as index:
+            index.table("conversations").remove(Query().id == conversation_id)
+        return True
+
+    def delete_all_conversations(self, owner: str) -> int:
+        ids = [c["id"] for c in self.list_conversations(owner)]
+        return sum(self.delete_conversation(owner, cid) for cid in ids)
+
+    # -- messages -----------------------------------------------------------------------
+
+    def append_message(
+        self,
+        owner: str,
+        conversation_id: str,
+        *,
+        role: str,
+        content: str,
+        model: str | None = None,
+        incomplete: bool = False,
+        notice: str = "",
+    ) -> dict | None:
+        """Add a message; the first user message also titles a new conversation."""
+        path = self._conversation_file(owner, conversation_id)
+        if path is None:
+            return None
+        stamp = now()
+        message = {
+            "id": new_id(),
+            "role": role,
+            "content": content,
+            "created_at": stamp,
+            "model": model,
+            "incomplete": incomplete,
+            "notice": notice,
+        }
+        changes: dict[str, Any] = {"updated_at": stamp}
+        with self._open(path) as db:
+            db.table("messages").insert(message)
+            conv = db.table("conversation")
+            first = conv.all()[0] if conv.all() else {}
+            if role == "user" and first.get("title") == "New chat":
+                changes["title"] = title_from(content)
+            conv.update(changes)
+        self._update_index(owner, conversation_id, changes)
+        return message
+
+    def update_message(
+        self, owner: str, conversation_id: str, message_id: str, **fields: Any
+    ) -> bool:
+        """Change fields of one message (e.g. a streamed answer as it grows)."""
+        path = self._conversation_file(owner, conversation_id)
+        if path is None:
+            return False
+        allowed = {k: v for k, v in fields.items() if k in ("content", "incomplete", "notice")}
+        stamp = now()
+        with self._open(path) as db:
+            done = db.table("messages").update(allowed, Query().id == message_id)
+            db.table("conversation").update({"updated_at": stamp})
+        self._update_index(owner, conversation_id, {"updated_at": stamp})
+        return bool(done)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _update_summary(self, owner: str, conversation_id: str, **changes: Any) -> dict | None:
+        path = self._conversation_file(owner, conversation_id)
+        if path is None:
+            return None
+        changes["updated_at"] = now()
+        with self._open(path) as db:
+            conv = db.table("conversation")
+            conv.update(changes)
+            row = conv.all()[0]
+        self._update_index(owner, conversation_id, changes)
+        return {k: row.get(k) for k in _SUMMARY}
+
+    def _update_index(self, owner: str, conversation_id: str, changes: dict) -> None:
+        with self._index(owner) as index:
+            index.table("conversations").update(changes, Query().id == conversation_id)

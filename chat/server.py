@@ -1,0 +1,111 @@
+"""The web server: FastAPI with the session middleware, `/healthz`, and the Gradio app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from .api import register_api
+from .catalog import Catalog
+from .doors import owner_resolver
+from .endpoints import Endpoints, LocalTarget
+from .history import History
+from .identity import CookiePolicy, CookieSigner, SessionCookieMiddleware
+from .local_model import LocalModel
+from .service import ChatService
+from .settings import Settings
+from .ui import CSS, build_ui
+
+log = logging.getLogger("parlor.server")
+
+# Streaming chats are long-lived jobs: Gradio's default of 40 workers would queue people.
+MAX_CONCURRENT_JOBS = 1000
+
+
+def create_app(
+    settings: Settings, catalog: Catalog, environ: dict[str, str] | None = None
+) -> FastAPI:
+    """Wire settings, store, endpoints, service, UI and API into one ASGI app."""
+    environ = dict(os.environ if environ is None else environ)
+    local = LocalModel(threads=settings.local_threads) if catalog.uses_local() else None
+
+    def local_target() -> LocalTarget | None:
+        if local is None or not local.ready.is_set():
+            return None
+        return LocalTarget(local.base_url, local.token)
+
+    service = ChatService(
+        catalog=catalog,
+        history=History(settings.data_dir),
+        endpoints=Endpoints(environ=environ, local=local_target),
+        max_message_chars=settings.max_message_chars,
+        frame_seconds=settings.stream_frame_seconds,
+    )
+    signer = CookieSigner(settings.signing_secret())
+    owner_of = owner_resolver(signer)
+
+    demo = build_ui(service, owner_of)
+    with demo:
+        register_api(service, owner_of)
+    demo.max_threads = MAX_CONCURRENT_JOBS
+    demo.queue(default_concurrency_limit=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if local is not None:
+            local.start()
+        try:
+            yield
+        finally:
+            if local is not None:
+                local.stop()
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+    app.state.local_model = local
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        if local is not None and not local.ready.is_set():
+            detail = local.failed or "the embedded model is loading"
+            return JSONResponse({"status": "starting", "detail": detail}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    app = gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        css=CSS,
+        show_error=False,
+        run_history=False,
+        footer_links=[],
+        server_name=settings.server_name,
+        server_port=settings.server_port,
+    )
+    policy = CookiePolicy(
+        samesite=settings.cookie_samesite,
+        secure=settings.cookie_secure,
+        partitioned=settings.cookie_partitioned,
+        max_age=settings.cookie_max_age_days * 24 * 3600,
+    )
+    app.add_middleware(SessionCookieMiddleware, signer=signer, policy=policy)
+    return app
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    """Run until Ctrl-C or SIGTERM; the embedded model stops with the app."""
+    log.info("Parlor on http://%s:%s", settings.server_name, settings.server_port)
+    uvicorn.run(
+        app,
+        host=settings.server_name,
+        port=settings.server_port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,260 @@
+"""Parlor's use-cases. The UI (`ui.py`) and the client API (`api.py`) both call these.
+
+Each use-case takes the `Owner` first; stored data is only ever read or written for that
+owner. Failures a person should see are `ServiceError`s with a message written for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from . import history as store
+from .catalog import Catalog, Model
+from .endpoints import ChatError, Endpoints
+from .identity import Owner
+from .prompt import build_messages
+
+log = logging.getLogger("parlor.service")
+
+NOT_FOUND = "conversation not found"
+SAVE_EVERY = 2.0  # seconds between saves of an answer in progress (crash safety)
+
+
+class ServiceError(Exception):
+    """A request that cannot be served; the message is written for the person asking."""
+
+
+@dataclass(frozen=True)
+class ChatUpdate:
+    """One frame of a streamed answer: the whole answer so far, not a delta."""
+
+    conversation_id: str
+    text: str
+    done: bool = False
+    notice: str = ""  # why the answer is incomplete (stopped, failed), empty when complete
+    failed: bool = False
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        history: store.History,
+        endpoints: Endpoints,
+        max_message_chars: int,
+        frame_seconds: float,
+    ) -> None:
+        self.catalog = catalog
+        self.history = history
+        self.endpoints = endpoints
+        self.max_message_chars = max_message_chars
+        self.frame_seconds = frame_seconds
+        self._stops: dict[tuple[str, str], asyncio.Event] = {}
+
+    # -- models -------------------------------------------------------------------------
+
+    def models(self) -> list[dict]:
+        """The listed models with their availability; the default one first."""
+        default = self.catalog.default.id
+        return [
+            {
+                "id": m.id,
+                "name": m.name,
+                "description": m.description,
+                "available": self.endpoints.available(m),
+                "default": m.id == default,
+            }
+            for m in self.catalog.listed
+        ]
+
+    def _model_for_new(self, model_id: str) -> Model:
+        if not model_id:
+            return self.catalog.default
+        model = self.catalog.get(model_id)
+        if model is None:  # unlisted models are usable by id, just not shown
+            raise ServiceError(f"unknown model: {model_id}")
+        if model.retired is not None:
+            raise ServiceError(
+                f"{model.name} was retired on {model.retired.on}; choose another model."
+            )
+        if not self.endpoints.available(model):
+            raise ServiceError(f"{model.name} is not available on this server right now.")
+        return model
+
+    def _model_for(self, conversation: dict) -> Model:
+        """The model that answers in a conversation (a retired one hands over)."""
+        model = self.catalog.get(conversation["model"]) or self.catalog.default
+        if model.retired is not None:
+            model = self.catalog.get(model.retired.transfer_to) or self.catalog.default
+        return model
+
+    def retirement_notice(self, conversation: dict) -> str:
+        model = self.catalog.get(conversation["model"])
+        if model is None or model.retired is None:
+            return ""
+        heir = self.catalog.get(model.retired.transfer_to)
+        return (
+            f"{model.name} was retired on {model.retired.on}. "
+            f"{heir.name if heir else 'Another model'} continues this conversation."
+        )
+
+    # -- conversations ------------------------------------------------------------------
+
+    def new_conversation(self, owner: Owner, model_id: str = "") -> dict:
+        model = self._model_for_new(model_id)
+        return self.history.create_conversation(owner.id, model=model.id)
+
+    def conversations(self, owner: Owner) -> list[dict]:
+        return [
+            {k: c[k] for k in ("id", "title", "model", "updated_at")}
+            for c in self.history.list_conversations(owner.id)
+        ]
+
+    def conversation(self, owner: Owner, conversation_id: str) -> dict:
+        conv = self._load(owner, conversation_id)
+        conv["messages"] = [
+            {
+                k: m.get(k)
+                for k in ("id", "role", "content", "created_at", "model", "incomplete", "notice")
+            }
+            for m in conv["messages"]
+        ]
+        return conv
+
+    def _load(self, owner: Owner, conversation_id: str) -> dict:
+        try:
+            conv = self.history.get_conversation(owner.id, conversation_id)
+        except store.CorruptFile:
+            log.error("a conversation file is damaged and was left untouched")
+            raise ServiceError(
+                "This conversation's stored file is damaged and cannot be opened. "
+                "It has been left untouched so that it can be recovered."
+            ) from None
+        if conv is None:
+            raise ServiceError(NOT_FOUND)
+        return conv
+
+    def rename_conversation(self, owner: Owner, conversation_id: str, title: str) -> dict:
+        title = " ".join(title.split())[:200]
+        if not title:
+            raise ServiceError("A title cannot be empty.")
+        row = self.history.rename_conversation(owner.id, conversation_id, title)
+        if row is None:
+            raise ServiceError(NOT_FOUND)
+        return {k: row[k] for k in ("id", "title", "model", "updated_at")}
+
+    def delete_conversation(self, owner: Owner, conversation_id: str) -> bool:
+        return self.history.delete_conversation(owner.id, conversation_id)
+
+    def delete_all_conversations(self, owner: Owner) -> int:
+        return self.history.delete_all_conversations(owner.id)
+
+    # -- chatting -----------------------------------------------------------------------
+
+    def check_message(self, message: str) -> str:
+        text = (message or "").strip()
+        if not text:
+            raise ServiceError("Type a message first: an empty message is not sent.")
+        if len(text) > self.max_message_chars:
+            raise ServiceError(
+                f"Your message is {len(text):,} characters long; the limit is "
+                f"{self.max_message_chars:,}. Shorten it and send it again."
+            )
+        return text
+
+    def stop(self, owner: Owner, conversation_id: str) -> bool:
+        """Stop the answer being written in this conversation; what was written is kept."""
+        event = self._stops.get((owner.id, conversation_id))
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    async def send(
+        self, owner: Owner, message: str, conversation_id: str = "", model_id: str = ""
+    ) -> AsyncIterator[ChatUpdate]:
+        """Store the message, stream the answer, store it as it grows.
+
+        The person's message is always stored first; the answer is stored every few seconds
+        while it streams, and at the end marked complete, stopped or failed (with the reason).
+        """
+        text = self.check_message(message)
+        if conversation_id:
+            conv = self._load(owner, conversation_id)
+        else:
+            conv = self.new_conversation(owner, model_id)
+            conv["messages"] = []
+        cid = conv["id"]
+        key = (owner.id, cid)
+        if key in self._stops:
+            raise ServiceError("An answer is still being written in this conversation.")
+        model = self._model_for(conv)
+        self._stops[key] = stop = asyncio.Event()
+        try:
+            self.history.append_message(owner.id, cid, role="user", content=text)
+            prompt = build_messages(
+                [*conv["messages"], {"role": "user", "content": text}],
+                system_prompt=model.system_prompt,
+                context_window=model.context_window,
+                max_tokens=model.parameters.max_tokens or 512,
+            )
+            answer = self.history.append_message(
+                owner.id, cid, role="assistant", content="", model=model.id, incomplete=True
+            )
+            yield ChatUpdate(cid, "")
+            async for update in self._answer(owner, cid, answer["id"], model, prompt, stop):
+                yield update
+        finally:
+            self._stops.pop(key, None)
+
+    async def _answer(
+        self,
+        owner: Owner,
+        cid: str,
+        message_id: str,
+        model: Model,
+        prompt: list[dict],
+        stop: asyncio.Event,
+    ) -> AsyncIterator[ChatUpdate]:
+        parts: list[str] = []
+        last_frame = last_save = 0.0
+        notice, failed = "", False
+        stream = self.endpoints.stream(model, prompt)
+        try:
+            async for piece in stream:
+                parts.append(piece)
+                if stop.is_set():
+                    notice = "Stopped."
+                    break
+                now = time.monotonic()
+                if now - last_frame >= self.frame_seconds:
+                    last_frame = now
+                    yield ChatUpdate(cid, "".join(parts))
+                if now - last_save >= SAVE_EVERY:
+                    last_save = now
+                    self.history.update_message(owner.id, cid, message_id, content="".join(parts))
+        except ChatError as e:
+            notice, failed = str(e), True
+        except (asyncio.CancelledError, GeneratorExit):
+            # The page or client went away mid-answer: keep what was written.
+            self.history.update_message(
+                owner.id,
+                cid,
+                message_id,
+                content="".join(parts),
+                incomplete=True,
+                notice="Interrupted: the page was closed before the answer ended.",
+            )
+            raise
+        finally:
+            await stream.aclose()
+        text = "".join(parts)
+        self.history.update_message(
+            owner.id, cid, message_id, content=text, incomplete=bool(notice), notice=notice
+        )
+        yield ChatUpdate(cid, text, done=True, notice=notice, failed=failed)
