@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import pytest
+
+from apprunner import RunningApp
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """The app on the embedded model, shared by the end-to-end tests of a session."""
+    running = RunningApp(tmp_path_factory.mktemp("shared") / "data").wait_ready()
+    yield running
+    running.stop()

@@ -1,0 +1,216 @@
+"""A scripted OpenAI-compatible (and TGI Messages-API) chat server for tests.
+
+The only stand-in allowed in the test suite: a real HTTP server on 127.0.0.1 that tests steer
+to get exact streams and to inject faults.
+
+    with ScriptedServer() as srv:
+        srv.script("tokens", tokens=["Hi", "!"], delay=0.1)
+        srv.script_model("other", "status", status=503, headers={"Retry-After": "30"})
+        ...  # AsyncInferenceClient(base_url=srv.base_url, api_key="k") or TGI at srv.tgi_url
+        assert srv.requests[-1]["body"]["messages"][-1]["content"] == "hello"
+
+Scenarios (options): tokens (tokens, delay), echo (delay), status (status, body, headers),
+cut (tokens, after, delay), malformed, slow (tokens, delay=0.5), empty. Every scenario also
+takes first_delay: seconds to wait before the response headers are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Self
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+DEFAULT_TOKENS = ["Hello", ",", " world", "!"]
+SCENARIOS = {"tokens", "echo", "status", "cut", "malformed", "slow", "empty"}
+Script = tuple[str, dict[str, Any]]
+
+
+def _sse(data: dict[str, Any] | str) -> bytes:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content") or ""
+            if isinstance(content, list):  # multimodal parts: keep the text ones
+                return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content)
+    return ""
+
+
+class ScriptedServer:
+    """Serves `POST /v1/chat/completions` and `GET /health` from a background thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._log: list[dict[str, Any]] = []
+        self._default: Script = ("tokens", {})
+        self._by_model: dict[str, Script] = {}
+        self._count = 0
+        routes = [
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/health", self._health, methods=["GET"]),
+        ]
+        app = Starlette(routes=routes)
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- steering -------------------------------------------------------------------------
+
+    def script(self, scenario: str, **options: Any) -> None:
+        """What the next requests get (for any model without its own script), until changed."""
+        self._default = self._check(scenario, options)
+
+    def script_model(self, model: str, scenario: str, **options: Any) -> None:
+        """What requests whose body "model" equals `model` get, until changed."""
+        self._by_model[model] = self._check(scenario, options)
+
+    @staticmethod
+    def _check(scenario: str, options: dict[str, Any]) -> Script:
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; one of {sorted(SCENARIOS)}")
+        return scenario, dict(options)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received: {"path", "headers" (lower-case keys), "body"}; a copy."""
+        with self._lock:
+            return list(self._log)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        assert self._sock is not None, "server not started"
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def tgi_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.tgi_url}/v1"
+
+    def __enter__(self) -> Self:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("scripted server did not start")
+            time.sleep(0.01)
+        socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+        return self
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        assert self._sock is not None
+        await self._server.serve(sockets=[self._sock])
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._loop.is_running():
+            # Streams still open end as a client disconnect would, without error logs.
+            self._loop.call_soon_threadsafe(self._close)
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._sock is not None:
+            self._sock.close()
+
+    # -- serving --------------------------------------------------------------------------
+
+    async def _health(self, request: Request) -> Response:
+        self._record(request, None)
+        return JSONResponse({"status": "ok"})
+
+    def _record(self, request: Request, body: Any) -> None:
+        entry = {"path": request.url.path, "headers": dict(request.headers), "body": body}
+        with self._lock:
+            self._log.append(entry)
+
+    def _close(self, client: tuple[Any, ...] | None = None) -> None:
+        """Close `client`'s connection (or all) abruptly, as a broken network would."""
+        for conn in list(self._server.server_state.connections):
+            if client is None or getattr(conn, "client", None) == client:
+                conn.transport.close()  # type: ignore[attr-defined]
+
+    async def _chat(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        self._record(request, body)
+        body = body if isinstance(body, dict) else {}
+        scenario, opts = self._by_model.get(body.get("model"), self._default)
+        await asyncio.sleep(float(opts.get("first_delay", 0)))
+        if scenario == "status":
+            status = int(opts.get("status", 500))
+            detail = opts.get("body", {"error": f"scripted HTTP {status}"})
+            content = detail if isinstance(detail, dict) else {"error": str(detail)}
+            return JSONResponse(content, status_code=status, headers=opts.get("headers"))
+        tokens = list(opts.get("tokens", DEFAULT_TOKENS))
+        if scenario == "echo":
+            tokens = re.findall(r"\s*\S+\s*|\s+", _last_user_text(body))
+        elif scenario == "empty":
+            tokens = []
+        with self._lock:
+            self._count += 1
+            meta = {"id": f"chatcmpl-scripted-{self._count}", "created": int(time.time())}
+        meta["model"] = str(body.get("model") or "scripted")
+        client = tuple(request.scope.get("client") or ())
+        if not body.get("stream"):
+            if scenario == "cut":
+                self._close(client)
+                return Response(status_code=204)
+            if scenario == "malformed":
+                return Response("{not json", media_type="application/json")
+            choice = {"index": 0, "finish_reason": "stop"}
+            choice["message"] = {"role": "assistant", "content": "".join(tokens)}
+            return JSONResponse({**meta, "object": "chat.completion", "choices": [choice]})
+        after = int(opts.get("after", 1)) if scenario == "cut" else len(tokens)
+        delay = float(opts.get("delay", 0.5 if scenario == "slow" else 0))
+        stream = self._stream(scenario, tokens[:after], meta, delay, client)
+        headers = {"cache-control": "no-cache"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    async def _stream(
+        self, scenario: str, tokens: list[str], meta: dict[str, Any], delay: float, client: Any
+    ) -> AsyncIterator[bytes]:
+        def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return _sse({**meta, "object": "chat.completion.chunk", "choices": [choice]})
+
+        for number, token in enumerate(tokens[:1] if scenario == "malformed" else tokens):
+            if number and delay:
+                await asyncio.sleep(delay)  # a client going away cancels us here, quietly
+            yield chunk({"role": "assistant", "content": token})
+        if scenario == "cut":
+            self._close(client)
+            return
+        yield b"data: {not json\n\n" if scenario == "malformed" else chunk({}, "stop")
+        yield _sse("[DONE]")

@@ -1,0 +1,155 @@
+"""End to end: the real app on the embedded model, driven by gradio_client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from apprunner import RunningApp
+from chat.identity import COOKIE_NAME
+
+
+def client(app: RunningApp, cookie: str | None = None) -> Client:
+    kwargs = {"httpx_kwargs": {"cookies": {COOKIE_NAME: cookie}}} if cookie else {}
+    return Client(app.url, verbose=False, **kwargs)
+
+
+def chat(c: Client, message: str, conversation_id: str = "") -> tuple[str, list]:
+    job = c.submit(message, conversation_id, "", api_name="/chat")
+    updates = [tuple(u) for u in job]
+    job.result()  # raises the app's error, if any
+    return job.outputs()[-1][0], updates
+
+
+def test_chat_streams_and_is_listed(app):
+    c = client(app)
+    cid, updates = chat(c, "Name three colours.")
+    assert len(updates) > 1, "the answer streams in several updates"
+    final = updates[-1][1]
+    assert final.strip(), "the answer is not empty"
+    assert all(final.startswith(u[1]) for u in updates), "each update extends the last"
+    listed = c.predict(api_name="/conversations")
+    assert [x["id"] for x in listed] == [cid]
+    assert listed[0]["title"] == "Name three colours."
+    conv = c.predict(cid, api_name="/conversation")
+    assert [(m["role"], m["content"]) for m in conv["messages"]] == [
+        ("user", "Name three colours."),
+        ("assistant", final),
+    ]
+    assert conv["messages"][1]["model"] == "smollm2-135m"
+
+
+def test_keep_chatting_in_a_conversation(app):
+    c = client(app)
+    cid, _ = chat(c, "Hello!")
+    again, updates = chat(c, "And goodbye.", cid)
+    assert again == cid
+    conv = c.predict(cid, api_name="/conversation")
+    assert [m["role"] for m in conv["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert conv["messages"][3]["content"] == updates[-1][1]
+
+
+def test_another_client_sees_nothing(app):
+    owner = client(app)
+    cid, _ = chat(owner, "My secret plan.")
+    stranger = client(app)
+    assert stranger.predict(api_name="/conversations") == []
+    with pytest.raises(Exception, match="conversation not found"):
+        stranger.predict(cid, api_name="/conversation")
+    with pytest.raises(Exception, match="conversation not found"):
+        stranger.predict("mine now", cid, "", api_name="/chat")
+    assert stranger.predict(cid, api_name="/delete_conversation") == {"deleted": False}
+    assert len(owner.predict(cid, api_name="/conversation")["messages"]) == 2
+
+
+def test_tampered_cookie_gets_a_fresh_identity(app):
+    owner = client(app)
+    chat(owner, "Private note.")
+    cookie = owner.cookies[COOKIE_NAME]
+    for forged in (cookie[:-2], cookie[:-1] + ("A" if cookie[-1] != "A" else "B"), "garbage"):
+        assert client(app, forged).predict(api_name="/conversations") == []
+    assert len(client(app, cookie).predict(api_name="/conversations")) == 1
+
+
+def test_cookie_attributes(app):
+    response = httpx.get(app.url)
+    header = response.headers["set-cookie"]
+    assert header.startswith(COOKIE_NAME + "=")
+    assert "HttpOnly" in header and "Max-Age=34560000" in header
+
+
+def test_empty_and_oversized_messages_store_nothing(app):
+    c = client(app)
+    with pytest.raises(Exception, match="empty message"):
+        c.predict("   ", "", "", api_name="/chat")
+    with pytest.raises(Exception, match="limit is 16,000"):
+        c.predict("x" * 16_001, "", "", api_name="/chat")
+    assert c.predict(api_name="/conversations") == []
+
+
+def test_new_conversation_and_models(app):
+    c = client(app)
+    models = c.predict(api_name="/models")
+    assert [m["id"] for m in models] == ["smollm2-135m"]
+    assert models[0]["available"] and models[0]["default"]
+    conv = c.predict("", api_name="/new_conversation")
+    assert conv["model"] == "smollm2-135m" and conv["title"] == "New chat"
+    with pytest.raises(Exception, match="unknown model"):
+        c.predict("no-such-model", api_name="/new_conversation")
+    cid, updates = chat(c, "Hi there", conv["id"])
+    assert cid == conv["id"] and updates[-1][1]
+
+
+def test_delete_conversation(app):
+    c = client(app)
+    cid, _ = chat(c, "Forget this.")
+    assert c.predict(cid, api_name="/delete_conversation") == {"deleted": True}
+    assert c.predict(api_name="/conversations") == []
+    with pytest.raises(Exception, match="conversation not found"):
+        c.predict(cid, api_name="/conversation")
+
+
+def test_history_survives_a_restart(tmp_path):
+    data = tmp_path / "data"
+    first = RunningApp(data).wait_ready()
+    try:
+        c = client(first)
+        cid, updates = chat(c, "Remember the number 42.")
+        cid2, _ = chat(c, "Second conversation.")
+        cookie = c.cookies[COOKIE_NAME]
+    finally:
+        first.stop()
+    second = RunningApp(data).wait_ready()
+    try:
+        back = client(second, cookie)
+        assert [x["id"] for x in back.predict(api_name="/conversations")] == [cid2, cid]
+        conv = back.predict(cid, api_name="/conversation")
+        assert [m["content"] for m in conv["messages"]] == [
+            "Remember the number 42.",
+            updates[-1][1],
+        ]
+        assert client(second).predict(api_name="/conversations") == []
+    finally:
+        second.stop()
+
+
+def test_sigterm_stops_the_embedded_model(tmp_path):
+    running = RunningApp(tmp_path / "data").wait_ready()
+    children = running.children()
+    assert children, "the embedded model runs as a child process"
+    running.proc.send_signal(signal.SIGTERM)
+    running.proc.wait(timeout=20)
+    running.stop()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in children):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{p}") for p in children), "no orphan model process"
+
+
+def test_health_reports_ready(app):
+    assert httpx.get(app.url + "healthz").json() == {"status": "ok"}
