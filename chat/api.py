@@ -44,6 +44,17 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         except ServiceError as e:
             raise gr.Error(str(e)) from None
 
+    async def retry(conversation_id: str, request: gr.Request = None) -> tuple[str, str]:
+        """Write the last answer of a conversation again; streams like /chat."""
+        owner = owner_of(request)
+        try:
+            async for update in service.retry(owner, conversation_id):
+                if update.done and update.failed:
+                    raise gr.Error(update.notice)
+                yield update.conversation_id, update.text
+        except ServiceError as e:
+            raise gr.Error(str(e)) from None
+
     def stop(conversation_id: str, request: gr.Request = None) -> dict:
         """Stop the answer being written in a conversation; what was written is kept."""
         return {"stopped": service.stop(owner_of(request), conversation_id)}
@@ -70,15 +81,37 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         """Delete all your conversations from disk, for good."""
         return {"deleted": service.delete_all_conversations(owner_of(request))}
 
-    for fn in (
-        models,
-        new_conversation,
-        chat,
-        stop,
-        conversations,
-        conversation,
-        rename_conversation,
-        delete_conversation,
-        delete_all_conversations,
-    ):
-        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+    def export(request: gr.Request = None) -> dict:
+        """All your data as one JSON document (format "parlor-export", version 1)."""
+        return service.export(owner_of(request))
+
+    def import_(data: str, request: gr.Request = None) -> dict:
+        """Add the conversations of a JSON document made by /export to yours."""
+        return {"imported": _guard(lambda: service.import_data(owner_of(request), data))}
+
+    def settings(request: gr.Request = None) -> dict:
+        """Your settings."""
+        return service.settings(owner_of(request))
+
+    def update_settings(settings: dict, request: gr.Request = None) -> dict:
+        """Change some of your settings; returns them all."""
+        return _guard(lambda: service.update_settings(owner_of(request), settings))
+
+    endpoints = {
+        "models": models,
+        "new_conversation": new_conversation,
+        "chat": chat,
+        "retry": retry,
+        "stop": stop,
+        "conversations": conversations,
+        "conversation": conversation,
+        "rename_conversation": rename_conversation,
+        "delete_conversation": delete_conversation,
+        "delete_all_conversations": delete_all_conversations,
+        "export": export,
+        "import": import_,
+        "settings": settings,
+        "update_settings": update_settings,
+    }
+    for name, fn in endpoints.items():
+        gr.api(fn, api_name=name, concurrency_limit=None)

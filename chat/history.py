@@ -277,6 +277,13 @@ class History:
         self._update_index(owner, conversation_id, {"updated_at": stamp})
         return bool(done)
 
+    def delete_message(self, owner: str, conversation_id: str, message_id: str) -> bool:
+        path = self._conversation_file(owner, conversation_id)
+        if path is None:
+            return False
+        with self._open(path) as db:
+            return bool(db.table("messages").remove(Query().id == message_id))
+
     # -- helpers ------------------------------------------------------------------------
 
     def _update_summary(self, owner: str, conversation_id: str, **changes: Any) -> dict | None:
@@ -294,3 +301,104 @@ class History:
     def _update_index(self, owner: str, conversation_id: str, changes: dict) -> None:
         with self._index(owner) as index:
             index.table("conversations").update(changes, Query().id == conversation_id)
+
+    # -- settings -----------------------------------------------------------------------
+
+    def get_settings(self, owner: str) -> dict:
+        path = self._owner_dir(owner) / "settings.json"
+        if not path.exists():
+            return {}
+        with self._open(path) as db:
+            rows = db.table("settings").all()
+        return dict(rows[0]) if rows else {}
+
+    def update_settings(self, owner: str, changes: dict[str, Any]) -> dict:
+        path = self._owner_dir(owner) / "settings.json"
+        with self._open(path) as db:
+            table = db.table("settings")
+            if table.all():
+                table.update(changes)
+            else:
+                table.insert(changes)
+            return dict(table.all()[0])
+
+    def set_conversation_fields(self, owner: str, conversation_id: str, **fields: Any) -> bool:
+        """Set extra fields on a conversation (e.g. the sharing consent), not its summary."""
+        path = self._conversation_file(owner, conversation_id)
+        if path is None:
+            return False
+        with self._open(path) as db:
+            db.table("conversation").update(fields)
+        return True
+
+    def conversation_row(self, owner: str, conversation_id: str) -> dict | None:
+        """The stored conversation row with every field (summary and extras)."""
+        path = self._conversation_file(owner, conversation_id)
+        if path is None:
+            return None
+        with self._open(path) as db:
+            rows = db.table("conversation").all()
+        return dict(rows[0]) if rows else None
+
+    # -- whole owners -------------------------------------------------------------------
+
+    def add_conversation(self, owner: str, conversation: dict, messages: list[dict]) -> bool:
+        """Store a whole conversation (an import). False if this owner already has its id."""
+        cid = conversation["id"]
+        if not _ID.match(cid) or self._conversation_file(owner, cid) is not None:
+            return False
+        path = self._owner_dir(owner) / "conversations" / f"{cid}.json"
+        with self._open(path) as db:
+            db.table("conversation").insert(conversation)
+            db.table("messages").insert_multiple(messages)
+        with self._index(owner) as index:
+            index.table("conversations").insert({k: conversation.get(k) for k in _SUMMARY})
+        return True
+
+    def move_owner(self, source: str, target: str) -> int:
+        """Move every conversation and setting of `source` to `target` (login), then retire
+        `source` so that nothing reaches its data any more. Returns how many moved."""
+        src = self._owner_dir(source)
+        moved = 0
+        for conv in self.list_conversations(source):
+            path = self._conversation_file(source, conv["id"])
+            if path is None:
+                continue
+            with self._open(path) as db:
+                row = db.table("conversation").all()
+                messages = db.table("messages").all()
+            if row and self.add_conversation(target, dict(row[0]), [dict(m) for m in messages]):
+                moved += 1
+        settings = self.get_settings(source)
+        if settings:
+            self.update_settings(target, {**settings, **self.get_settings(target)})
+        if src.exists():
+            shutil.rmtree(src)
+        self.retire(source)
+        return moved
+
+    def retire(self, owner: str) -> None:
+        """Mark an owner id as used up: a cookie still naming it gets a fresh identity."""
+        marker = self.root.parent / "retired" / self._owner_dir(owner).name
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+    def is_retired(self, owner: str) -> bool:
+        return (self.root.parent / "retired" / self._owner_dir(owner).name).exists()
+
+    def owners(self) -> Iterator[str]:
+        """The owner keys present in the store (for deployer tools, which see no raw ids)."""
+        return (p.name for p in self.root.iterdir() if p.is_dir())
+
+    def conversations_by_key(self, owner_key: str) -> Iterator[dict]:
+        """Every conversation of one owner key, with all fields and messages (deployer tools)."""
+        for path in sorted((self.root / owner_key / "conversations").glob("*.json")):
+            try:
+                with self._open(path) as db:
+                    rows = db.table("conversation").all()
+                    messages = db.table("messages").all()
+            except CorruptFile:
+                log.warning("conversation file %s is damaged; skipped", path.name)
+                continue
+            if rows:
+                yield {**rows[0], "messages": [dict(m) for m in messages]}

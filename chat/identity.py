@@ -10,6 +10,7 @@ sees the same identity as every later request. A bad cookie never maps to someon
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Literal
@@ -17,6 +18,7 @@ from typing import Literal
 from itsdangerous import BadSignature, Signer
 
 COOKIE_NAME = "parlor-session"
+COOKIE_STATE = "parlor_cookie_came_back"  # request.state: did the browser send a valid cookie?
 _SALT = "parlor-session-v1"
 
 
@@ -99,10 +101,18 @@ def read_cookie(cookie_header: str, name: str = COOKIE_NAME) -> str | None:
 class SessionCookieMiddleware:
     """Pure ASGI middleware: every HTTP request leaves with a valid session cookie."""
 
-    def __init__(self, app, *, signer: CookieSigner, policy: CookiePolicy) -> None:
+    def __init__(
+        self,
+        app,
+        *,
+        signer: CookieSigner,
+        policy: CookiePolicy,
+        is_retired: Callable[[str], bool] = lambda owner_id: False,
+    ) -> None:
         self.app = app
         self.signer = signer
         self.policy = policy
+        self.is_retired = is_retired  # ids moved to an account at login reach nothing
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -112,7 +122,10 @@ class SessionCookieMiddleware:
         cookie_header = "; ".join(
             v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"
         )
-        if self.signer.unsign(read_cookie(cookie_header)) is not None:
+        session_id = self.signer.unsign(read_cookie(cookie_header))
+        valid = session_id is not None and not self.is_retired(anonymous_id(session_id))
+        scope.setdefault("state", {})[COOKIE_STATE] = valid
+        if valid:
             await self.app(scope, receive, send)
             return
         signed = self.signer.sign(self.signer.new_session_id())
@@ -138,9 +151,13 @@ class SessionCookieMiddleware:
         await self.app(scope, receive, send_with_cookie)
 
 
+def anonymous_id(session_id: str) -> str:
+    return f"anon:{session_id}"
+
+
 def owner_from_cookies(cookies: dict[str, str], signer: CookieSigner) -> Owner:
     """The anonymous owner named by a request's (already checked) session cookie."""
     session_id = signer.unsign(cookies.get(COOKIE_NAME))
     if session_id is None:
         raise IdentityError("no valid session cookie")
-    return Owner(id=f"anon:{session_id}", kind="anonymous")
+    return Owner(id=anonymous_id(session_id), kind="anonymous")

@@ -8,16 +8,18 @@ import os
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 
+from . import pages
 from .api import register_api
 from .catalog import Catalog
 from .doors import owner_resolver
 from .endpoints import Endpoints, LocalTarget
 from .history import History
-from .identity import CookiePolicy, CookieSigner, SessionCookieMiddleware
+from .identity import COOKIE_STATE, CookiePolicy, CookieSigner, SessionCookieMiddleware
 from .local_model import LocalModel
+from .security import SecurityMiddleware
 from .service import ChatService
 from .settings import Settings
 from .ui import CSS, build_ui
@@ -40,9 +42,11 @@ def create_app(
             return None
         return LocalTarget(local.base_url, local.token)
 
+    history = History(settings.data_dir)
     service = ChatService(
         catalog=catalog,
-        history=History(settings.data_dir),
+        history=history,
+        data_sharing=settings.data_sharing,
         endpoints=Endpoints(environ=environ, local=local_target),
         max_message_chars=settings.max_message_chars,
         frame_seconds=settings.stream_frame_seconds,
@@ -50,7 +54,18 @@ def create_app(
     signer = CookieSigner(settings.signing_secret())
     owner_of = owner_resolver(signer)
 
-    demo = build_ui(service, owner_of)
+    footer = ""
+    if settings.ephemeral_storage:
+        footer = (
+            "⚠️ **This server keeps history on a disk that is wiped when it restarts.** "
+            "Export your data to keep it."
+        )
+        log.warning(
+            "history lives on ephemeral disk (%s): attach a storage bucket at /data "
+            "or set PARLOR_DATA_DIR to keep it across restarts",
+            settings.data_dir,
+        )
+    demo = build_ui(service, owner_of, footer=footer)
     with demo:
         register_api(service, owner_of)
     demo.max_threads = MAX_CONCURRENT_JOBS
@@ -77,6 +92,28 @@ def create_app(
             return JSONResponse({"status": "starting", "detail": detail}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    @app.get("/session/check", include_in_schema=False)
+    def session_check(request: Request) -> JSONResponse:
+        """Whether this browser sent back a valid session cookie (the UI warns if not)."""
+        came_back = bool(getattr(request.state, COOKIE_STATE, False))
+        return JSONResponse({"cookie": came_back}, headers={"cache-control": "no-store"})
+
+    @app.get("/models", include_in_schema=False)
+    def models() -> HTMLResponse:
+        return HTMLResponse(pages.models_page(service))
+
+    @app.get("/privacy", include_in_schema=False)
+    def privacy() -> HTMLResponse:
+        return HTMLResponse(
+            pages.privacy_page(
+                service,
+                data_sharing=settings.data_sharing,
+                login=False,
+                ephemeral=settings.ephemeral_storage,
+                feedback_url=settings.feedback_link,
+            )
+        )
+
     app = gr.mount_gradio_app(
         app,
         demo,
@@ -94,7 +131,14 @@ def create_app(
         partitioned=settings.cookie_partitioned,
         max_age=settings.cookie_max_age_days * 24 * 3600,
     )
-    app.add_middleware(SessionCookieMiddleware, signer=signer, policy=policy)
+    app.add_middleware(
+        SessionCookieMiddleware, signer=signer, policy=policy, is_retired=history.is_retired
+    )
+    app.add_middleware(
+        SecurityMiddleware,
+        frame_ancestors=settings.frame_ancestors,
+        public_url=settings.public_url,
+    )
     return app
 
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from . import history as store
+from . import portability
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints
 from .identity import Owner
@@ -48,7 +49,9 @@ class ChatService:
         endpoints: Endpoints,
         max_message_chars: int,
         frame_seconds: float,
+        data_sharing: bool = False,
     ) -> None:
+        self.data_sharing = data_sharing
         self.catalog = catalog
         self.history = history
         self.endpoints = endpoints
@@ -154,6 +157,58 @@ class ChatService:
     def delete_all_conversations(self, owner: Owner) -> int:
         return self.history.delete_all_conversations(owner.id)
 
+    # -- settings, export, import ---------------------------------------------------------
+
+    SHARE = "share_with_model_authors"
+
+    def settings(self, owner: Owner) -> dict:
+        """The person's settings. Sharing appears only where the deployment offers it."""
+        stored = self.history.get_settings(owner.id)
+        return {self.SHARE: bool(stored.get(self.SHARE))} if self.data_sharing else {}
+
+    def update_settings(self, owner: Owner, changes: dict) -> dict:
+        if not isinstance(changes, dict):
+            raise ServiceError("Settings must be an object of setting names and values.")
+        known = set(self.settings(owner))
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ServiceError(f"Unknown setting: {', '.join(map(str, unknown))}.")
+        if self.SHARE in changes:
+            if not isinstance(changes[self.SHARE], bool):
+                raise ServiceError(f"'{self.SHARE}' must be true or false.")
+            if not changes[self.SHARE]:
+                self._withdraw_consent(owner)
+        self.history.update_settings(owner.id, changes)
+        return self.settings(owner)
+
+    def _withdraw_consent(self, owner: Owner) -> None:
+        for conv in self.history.list_conversations(owner.id):
+            self.history.set_conversation_fields(owner.id, conv["id"], consent=None)
+
+    def _record_consent(self, owner: Owner, conversation_id: str, model: Model) -> None:
+        """While the person shares with model authors, mark the conversation as covered."""
+        if not self.settings(owner).get(self.SHARE):
+            return
+        row = self.history.conversation_row(owner.id, conversation_id) or {}
+        if not row.get("consent"):
+            consent = {"at": store.now(), "model": model.id}
+            self.history.set_conversation_fields(owner.id, conversation_id, consent=consent)
+
+    def export(self, owner: Owner) -> dict:
+        """All the person's data as one JSON document (schema in `portability`)."""
+        return portability.export_owner(self.history, owner.id, self.settings(owner))
+
+    def import_data(self, owner: Owner, data: str) -> int:
+        try:
+            document = portability.parse_export(data)
+        except portability.PortabilityError as e:
+            raise ServiceError(str(e)) from None
+        return portability.import_into(self.history, owner.id, document)
+
+    def adopt(self, account: Owner, anonymous: Owner) -> int:
+        """On login: move the anonymous visitor's data to the account, retire the visitor."""
+        return self.history.move_owner(anonymous.id, account.id)
+
     # -- chatting -----------------------------------------------------------------------
 
     def check_message(self, message: str) -> str:
@@ -189,6 +244,25 @@ class ChatService:
         else:
             conv = self.new_conversation(owner, model_id)
             conv["messages"] = []
+        async for update in self._generate(owner, conv, text):
+            yield update
+
+    async def retry(self, owner: Owner, conversation_id: str) -> AsyncIterator[ChatUpdate]:
+        """Write the last answer again (after a failure, or to get another one)."""
+        conv = self._load(owner, conversation_id)
+        messages = conv["messages"]
+        while messages and messages[-1]["role"] == "assistant":
+            if (owner.id, conversation_id) in self._stops:
+                raise ServiceError("An answer is still being written in this conversation.")
+            self.history.delete_message(owner.id, conversation_id, messages.pop()["id"])
+        if not messages:
+            raise ServiceError("There is no message to answer again in this conversation.")
+        async for update in self._generate(owner, conv, None):
+            yield update
+
+    async def _generate(
+        self, owner: Owner, conv: dict, text: str | None
+    ) -> AsyncIterator[ChatUpdate]:
         cid = conv["id"]
         key = (owner.id, cid)
         if key in self._stops:
@@ -196,9 +270,14 @@ class ChatService:
         model = self._model_for(conv)
         self._stops[key] = stop = asyncio.Event()
         try:
-            self.history.append_message(owner.id, cid, role="user", content=text)
+            history = list(conv["messages"])
+            if text is not None:
+                self.history.append_message(owner.id, cid, role="user", content=text)
+                history.append({"role": "user", "content": text})
+            if self.data_sharing:
+                self._record_consent(owner, cid, model)
             prompt = build_messages(
-                [*conv["messages"], {"role": "user", "content": text}],
+                history,
                 system_prompt=model.system_prompt,
                 context_window=model.context_window,
                 max_tokens=model.parameters.max_tokens or 512,

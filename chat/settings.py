@@ -6,8 +6,10 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SPACE_VOLUME = Path("/data")
 
 
 class Settings(BaseSettings):
@@ -31,6 +33,45 @@ class Settings(BaseSettings):
     server_name: str = Field("127.0.0.1", validation_alias="GRADIO_SERVER_NAME")
     server_port: int = Field(7860, validation_alias="GRADIO_SERVER_PORT")
     hf_token: str = Field("", validation_alias="HF_TOKEN")
+    # Opt-in sharing of conversations with model authors. Off: the per-person setting does
+    # not exist and the privacy page promises that nothing is shared.
+    data_sharing: bool = False
+    feedback_url: str = ""  # a public discussion page for feedback, linked from /privacy
+    # Sites allowed to embed Parlor in a frame (CSP frame-ancestors); "*" allows any site.
+    frame_ancestors: str = "*"
+    # Set by Hugging Face Spaces.
+    space_id: str = Field("", validation_alias="SPACE_ID")
+    space_host: str = Field("", validation_alias="SPACE_HOST")
+
+    @model_validator(mode="after")
+    def _space_volume(self) -> Settings:
+        # On a Space, a mounted storage bucket at /data keeps history across restarts.
+        if self.on_space and "data_dir" not in self.model_fields_set and SPACE_VOLUME.is_dir():
+            self.data_dir = SPACE_VOLUME
+        return self
+
+    @property
+    def ephemeral_storage(self) -> bool:
+        """True on a Space whose data directory is not on a mounted volume: a restart wipes it."""
+        return self.on_space and not self.data_dir.resolve().is_relative_to(SPACE_VOLUME)
+
+    @property
+    def on_space(self) -> bool:
+        return bool(self.space_id)
+
+    @property
+    def public_url(self) -> str:
+        """The app's public address when known (a Space's), else empty."""
+        host = self.space_host.split(",")[0].strip()
+        return f"https://{host}" if host else ""
+
+    @property
+    def feedback_link(self) -> str:
+        if self.feedback_url:
+            return self.feedback_url
+        if self.space_id:
+            return f"https://huggingface.co/spaces/{self.space_id}/discussions"
+        return ""
 
     def signing_secret(self) -> str:
         """`PARLOR_SECRET`, or a secret generated once and kept in the data directory."""

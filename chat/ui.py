@@ -1,36 +1,57 @@
 """The chat page: a sidebar of conversations, a model selector, the chat and its buttons.
 
-Handlers only translate between components and `ChatService`; none is part of the public
-API (`api_visibility="private"`): the client API lives in `api.py`.
+Handlers only translate between components and `ChatService`, returning dicts of just the
+components they change. None is part of the public API (`api_visibility="private"`): the
+client API lives in `api.py`. The "your data" panel is in `ui_data.py`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
 import gradio as gr
 
 from .doors import OwnerOf, render_answer
-from .service import ChatService, ServiceError
+from .service import ChatService, ChatUpdate, ServiceError
+from .ui_data import DataPanel, build_data_panel
 
 PRIVATE = {"api_visibility": "private"}
+STREAMING = {"concurrency_limit": None, **PRIVATE}
 
 CSS = """
 #conversations label { width: 100%; }
 #conversations .wrap { flex-direction: column; gap: 2px; }
-#notice:empty { display: none; }
-footer { display: none !important; }
+#notice:empty, #banner:empty { display: none; }
+#banner { border-left: 4px solid #f59e0b; padding: .4rem .8rem; background: #fffbeb; }
+.parlor-links { font-size: .9rem; }
 """
+
+# Tells the person when this browser refuses the session cookie (e.g. third-party cookies
+# blocked in an iframe), instead of silently losing their history.
+COOKIE_CHECK_JS = """
+async () => {
+  const ask = () => fetch("session/check", {credentials: "include"}).then(r => r.json());
+  try {
+    await ask();
+    const second = await ask();
+    if (second.cookie) return "";
+  } catch (e) { return ""; }
+  return "⚠️ **This browser blocks Parlor's cookie here**, so your history will not be kept. " +
+         "[Open Parlor in a new tab](" + window.location.href.split("?")[0] +
+         "){target=_blank} to keep it.";
+}
+"""
+
+
+def _answer_text(message: dict) -> str:
+    notice = message.get("notice") or ""
+    return render_answer(message["content"], notice, failed=notice not in ("", "Stopped."))
 
 
 def _chat_messages(conversation: dict) -> list[dict]:
     return [
-        {
-            "role": m["role"],
-            "content": render_answer(
-                m["content"],
-                m.get("notice") or "",
-                failed=bool(m.get("notice")) and m.get("notice") != "Stopped.",
-            ),
-        }
+        {"role": m["role"], "content": _answer_text(m)}
         for m in conversation["messages"]
         if m["role"] in ("user", "assistant")
     ]
@@ -43,22 +64,50 @@ def _model_choices(service: ChatService) -> list[tuple[str, str]]:
     ]
 
 
-def build_ui(service: ChatService, owner_of: OwnerOf) -> gr.Blocks:
+@dataclass
+class ChatView:
+    """The components that show one conversation."""
+
+    conversation_id: gr.State
+    conversations: gr.Radio
+    model: gr.Dropdown
+    notice: gr.Markdown
+    chatbot: gr.Chatbot
+    message: gr.Textbox
+    send: gr.Button
+    stop: gr.Button
+    retry: gr.Button
+    delete: gr.Button
+    confirm: gr.Row
+
+    def all(self) -> list:
+        return list(vars(self).values())
+
+
+def build_ui(
+    service: ChatService,
+    owner_of: OwnerOf,
+    *,
+    footer: str = "",
+    login: gr.LoginButton | None = None,
+) -> gr.Blocks:
     """The Blocks of the chat page (the API endpoints are added to it by `api.py`)."""
     default = service.catalog.default
     examples = [{"display_text": e.title, "text": e.prompt} for e in default.prompt_examples]
 
-    with gr.Blocks(title="Parlor", fill_height=True) as demo:
-        conversation_id = gr.State("")
-
-        with gr.Sidebar(elem_id="sidebar", open=True):
-            gr.Markdown("## Parlor")
+    with gr.Blocks(title="Parlor", fill_height=True, delete_cache=(600, 900)) as demo:
+        with gr.Sidebar(elem_id="sidebar", open=True) as sidebar:
+            gr.Markdown("## 💬 Parlor")
+            account = gr.Markdown("", elem_id="account")
             new_chat = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
             conversations = gr.Radio(
                 choices=[], label="Conversations", elem_id="conversations", container=False
             )
+            data_panel = build_data_panel(service)
+            gr.Markdown("[Models](models) · [Privacy](privacy)", elem_classes="parlor-links")
 
         with gr.Column(scale=1):
+            banner = gr.Markdown(footer, elem_id="banner")
             model = gr.Dropdown(
                 choices=_model_choices(service),
                 value=default.id,
@@ -89,6 +138,7 @@ def build_ui(service: ChatService, owner_of: OwnerOf) -> gr.Blocks:
                 send = gr.Button("Send", variant="primary", elem_id="send", scale=1)
                 stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, visible=False)
             with gr.Row():
+                retry = gr.Button("↻ Retry", size="sm", elem_id="retry", visible=False)
                 delete = gr.Button(
                     "Delete this conversation", size="sm", elem_id="delete", visible=False
                 )
@@ -99,116 +149,185 @@ def build_ui(service: ChatService, owner_of: OwnerOf) -> gr.Blocks:
                 )
                 confirm_no = gr.Button("Cancel", size="sm", elem_id="confirm-delete-no")
 
-        def listing(request: gr.Request, selected: str | None = None) -> gr.Radio:
-            rows = service.conversations(owner_of(request))
-            return gr.Radio(choices=[(c["title"], c["id"]) for c in rows], value=selected or None)
-
-        def on_load(request: gr.Request):
-            return listing(request)
-
-        def start_new():
-            return (
-                "",
-                [],
-                gr.Dropdown(value=default.id, interactive=True),
-                "",
-                gr.Radio(value=None),
-                gr.Button(visible=False),
-                gr.Row(visible=False),
-            )
-
-        def open_conversation(cid: str | None, request: gr.Request):
-            if not cid:
-                return start_new()
-            try:
-                conv = service.conversation(owner_of(request), cid)
-            except ServiceError as e:
-                gr.Warning(str(e))
-                return start_new()
-            return (
-                cid,
-                _chat_messages(conv),
-                gr.Dropdown(value=conv["model"], interactive=False),
-                service.retirement_notice(conv),
-                gr.Radio(),
-                gr.Button(visible=True),
-                gr.Row(visible=False),
-            )
-
-        async def respond(text: str, cid: str, model_id: str, history: list, request: gr.Request):
-            owner = owner_of(request)
-            try:
-                service.check_message(text)
-            except ServiceError as e:
-                gr.Warning(str(e))  # the text stays in the box: nothing is lost
-                yield (gr.skip(),) * 8
-                return
-            history = [*history, {"role": "user", "content": text.strip()}]
-            shown = [*history, {"role": "assistant", "content": ""}]
-            busy = (gr.Button(visible=False), gr.Button(visible=True))
-            try:
-                first = True
-                async for u in service.send(owner, text, cid, model_id):
-                    shown[-1] = {
-                        "role": "assistant",
-                        "content": render_answer(u.text, u.notice, failed=u.failed),
-                    }
-                    if first or u.done:
-                        first = False
-                        yield (
-                            shown,
-                            u.conversation_id,
-                            "",
-                            listing(request, u.conversation_id),
-                            *(
-                                (gr.Button(visible=True), gr.Button(visible=False))
-                                if u.done
-                                else busy
-                            ),
-                            gr.Dropdown(interactive=False),
-                            gr.Button(visible=True),
-                        )
-                    else:
-                        yield (shown, *(gr.skip(),) * 7)
-            except ServiceError as e:
-                gr.Warning(str(e))
-                yield (
-                    *(gr.skip(),) * 4,
-                    gr.Button(visible=True),
-                    gr.Button(visible=False),
-                    gr.skip(),
-                    gr.skip(),
-                )
-
-        def request_stop(cid: str, request: gr.Request) -> None:
-            if cid:
-                service.stop(owner_of(request), cid)
-
-        def delete_current(cid: str, request: gr.Request):
-            if cid:
-                service.delete_conversation(owner_of(request), cid)
-            fresh = start_new()
-            return (*fresh[:4], listing(request), *fresh[5:])
-
-        demo.load(on_load, outputs=conversations, **PRIVATE)
-        view = [conversation_id, chatbot, model, notice, conversations, delete, confirm]
-        new_chat.click(start_new, outputs=view, **PRIVATE)
-        conversations.input(open_conversation, inputs=conversations, outputs=view, **PRIVATE)
-        chat_outputs = [chatbot, conversation_id, message, conversations, send, stop, model, delete]
-        chat_inputs = [message, conversation_id, model, chatbot]
-        for trigger in (message.submit, send.click):
-            trigger(
-                respond, inputs=chat_inputs, outputs=chat_outputs, concurrency_limit=None, **PRIVATE
-            )
-
-        def pick_example(event: gr.SelectData) -> str:
-            return event.value["text"]
-
-        chatbot.example_select(pick_example, outputs=message, **PRIVATE).then(
-            respond, inputs=chat_inputs, outputs=chat_outputs, concurrency_limit=None, **PRIVATE
+        view = ChatView(
+            gr.State(""),
+            conversations,
+            model,
+            notice,
+            chatbot,
+            message,
+            send,
+            stop,
+            retry,
+            delete,
+            confirm,
         )
-        stop.click(request_stop, inputs=conversation_id, **PRIVATE)
-        delete.click(lambda: gr.Row(visible=True), outputs=confirm, **PRIVATE)
-        confirm_no.click(lambda: gr.Row(visible=False), outputs=confirm, **PRIVATE)
-        confirm_yes.click(delete_current, inputs=conversation_id, outputs=view, **PRIVATE)
+        _wire_chat(service, owner_of, view, default.id, confirm_yes, confirm_no)
+        _wire_page(demo, service, owner_of, view, sidebar, banner, account, data_panel, login)
+        new_chat.click(lambda: _fresh(view, default.id), outputs=view.all(), **PRIVATE)
     return demo
+
+
+def _fresh(view: ChatView, model_id: str) -> dict:
+    """An empty new chat."""
+    return {
+        view.conversation_id: "",
+        view.chatbot: [],
+        view.model: gr.Dropdown(value=model_id, interactive=True),
+        view.notice: "",
+        view.conversations: gr.Radio(value=None),
+        view.retry: gr.Button(visible=False),
+        view.delete: gr.Button(visible=False),
+        view.confirm: gr.Row(visible=False),
+    }
+
+
+def _listing(service: ChatService, owner_of: OwnerOf, request: gr.Request, selected: str = ""):
+    rows = service.conversations(owner_of(request))
+    return gr.Radio(choices=[(c["title"], c["id"]) for c in rows], value=selected or None)
+
+
+def _wire_page(demo, service, owner_of, view, sidebar, banner, account, data_panel, login):
+    """Page load (query options, the listing) and the data panel."""
+
+    def on_load(request: gr.Request):
+        query = dict(request.query_params or {})
+        out = {view.conversations: _listing(service, owner_of, request)}
+        wanted = query.get("model", "")
+        if wanted and any(m["id"] == wanted and m["available"] for m in service.models()):
+            out[view.model] = gr.Dropdown(value=wanted, interactive=True)
+        if query.get("embed") in ("1", "true"):
+            out[sidebar] = gr.Sidebar(visible=False)  # small frames: the chat only
+        owner = owner_of(request)
+        out[account] = f"Signed in as **{owner.name}**" if owner.kind == "hf" else ""
+        if service.data_sharing:
+            out[data_panel.share] = bool(service.settings(owner).get(service.SHARE))
+        return out
+
+    outputs = [view.conversations, view.model, sidebar, account, data_panel.share]
+    demo.load(on_load, outputs=outputs, **PRIVATE)
+    demo.load(None, js=COOKIE_CHECK_JS, outputs=banner, **PRIVATE)
+    data_panel.wire(
+        owner_of,
+        view.conversations,
+        lambda r: _listing(service, owner_of, r),
+        lambda: _fresh(view, service.catalog.default.id),
+        view.all(),
+    )
+    if login is not None:
+        login.activate()
+
+
+def _wire_chat(
+    service: ChatService,
+    owner_of: OwnerOf,
+    view: ChatView,
+    default_id: str,
+    confirm_yes: gr.Button,
+    confirm_no: gr.Button,
+) -> None:
+    """Sending, streaming, stopping, retrying, opening and deleting conversations."""
+
+    def open_conversation(cid: str | None, request: gr.Request):
+        if not cid:
+            return _fresh(view, default_id)
+        try:
+            conv = service.conversation(owner_of(request), cid)
+        except ServiceError as e:
+            gr.Warning(str(e))
+            return _fresh(view, default_id)
+        return {
+            view.conversation_id: cid,
+            view.chatbot: _chat_messages(conv),
+            view.model: gr.Dropdown(value=conv["model"], interactive=False),
+            view.notice: service.retirement_notice(conv),
+            view.retry: gr.Button(visible=bool(conv["messages"])),
+            view.delete: gr.Button(visible=True),
+            view.confirm: gr.Row(visible=False),
+        }
+
+    async def stream(
+        updates: AsyncIterator[ChatUpdate], shown: list, request: gr.Request
+    ) -> AsyncIterator[dict]:
+        shown = [*shown, {"role": "assistant", "content": ""}]
+        first = True
+        try:
+            async for u in updates:
+                shown[-1] = {
+                    "role": "assistant",
+                    "content": render_answer(u.text, u.notice, failed=u.failed),
+                }
+                if not (first or u.done):
+                    yield {view.chatbot: shown}
+                    continue
+                first = False
+                yield {
+                    view.chatbot: shown,
+                    view.conversation_id: u.conversation_id,
+                    view.conversations: _listing(service, owner_of, request, u.conversation_id),
+                    view.model: gr.Dropdown(interactive=False),
+                    view.send: gr.Button(visible=u.done),
+                    view.stop: gr.Button(visible=not u.done),
+                    view.retry: gr.Button(visible=u.done),
+                    view.delete: gr.Button(visible=True),
+                }
+        except ServiceError as e:
+            gr.Warning(str(e))
+            yield {view.send: gr.Button(visible=True), view.stop: gr.Button(visible=False)}
+
+    async def respond(text: str, cid: str, model_id: str, history: list, request: gr.Request):
+        try:
+            text = service.check_message(text)
+        except ServiceError as e:
+            gr.Warning(str(e))  # the text stays in the box: nothing is lost
+            return
+        owner = owner_of(request)
+        yield {view.message: ""}
+        shown = [*history, {"role": "user", "content": text}]
+        async for out in stream(service.send(owner, text, cid, model_id), shown, request):
+            yield out
+
+    async def retry(cid: str, history: list, request: gr.Request):
+        if not cid:
+            return
+        while history and history[-1]["role"] == "assistant":
+            history = history[:-1]
+        async for out in stream(service.retry(owner_of(request), cid), history, request):
+            yield out
+
+    def request_stop(cid: str, request: gr.Request) -> None:
+        if cid:
+            service.stop(owner_of(request), cid)
+
+    def delete_current(cid: str, request: gr.Request):
+        if cid:
+            service.delete_conversation(owner_of(request), cid)
+        return {
+            **_fresh(view, default_id),
+            view.conversations: _listing(service, owner_of, request),
+        }
+
+    everything = view.all()
+    view.conversations.input(
+        open_conversation, inputs=view.conversations, outputs=everything, **PRIVATE
+    )
+    chat_inputs = [view.message, view.conversation_id, view.model, view.chatbot]
+    for trigger in (view.message.submit, view.send.click):
+        trigger(respond, inputs=chat_inputs, outputs=everything, **STREAMING)
+
+    def pick_example(event: gr.SelectData) -> str:
+        return event.value["text"]
+
+    view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then(
+        respond, inputs=chat_inputs, outputs=everything, **STREAMING
+    )
+    view.retry.click(
+        retry, inputs=[view.conversation_id, view.chatbot], outputs=everything, **STREAMING
+    )
+    view.stop.click(request_stop, inputs=view.conversation_id, **PRIVATE)
+    view.delete.click(lambda: gr.Row(visible=True), outputs=view.confirm, **PRIVATE)
+    confirm_no.click(lambda: gr.Row(visible=False), outputs=view.confirm, **PRIVATE)
+    confirm_yes.click(delete_current, inputs=view.conversation_id, outputs=everything, **PRIVATE)
+
+
+__all__ = ["CSS", "DataPanel", "build_ui"]

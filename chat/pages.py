@@ -1,0 +1,138 @@
+"""Plain HTML pages served beside the chat: the models page and the privacy page.
+
+Both are generated from the live configuration, so they never promise what this deployment
+does not do.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote
+
+from .service import ChatService
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:52rem;
+margin:2rem auto;padding:0 1rem;line-height:1.55;color:#1f2937}
+a{color:#4f46e5}h1{font-size:1.7rem}h2{font-size:1.2rem;margin-top:1.8rem}
+.model{border:1px solid #e5e7eb;border-radius:.6rem;padding:.8rem 1rem;margin:.8rem 0}
+.model h2{margin:.1rem 0 .3rem}.off{color:#9ca3af}.tag{font-size:.8rem;border-radius:1rem;
+padding:.05rem .55rem;margin-left:.4rem;background:#ecfdf5;color:#047857}
+.tag.off{background:#f3f4f6;color:#6b7280}.start{display:inline-block;margin-top:.4rem;
+padding:.3rem .8rem;border-radius:.4rem;background:#4f46e5;color:#fff;text-decoration:none}
+nav a{margin-right:1rem}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{escape(title)} · Parlor</title><style>{STYLE}</style></head><body>"
+        f"<nav><a href='/'>← Back to chat</a><a href='/models'>Models</a>"
+        f"<a href='/privacy'>Privacy</a></nav>{body}</body></html>"
+    )
+
+
+def models_page(service: ChatService) -> str:
+    cards = []
+    for info in service.models():
+        model = service.catalog.get(info["id"])
+        links = [
+            f"<a href='{escape(url)}' rel='noopener' target='_blank'>{label}</a>"
+            for label, url in (("Model card", model.model_url), ("Website", model.website_url))
+            if url
+        ]
+        status = (
+            "<span class='tag'>available</span>"
+            if info["available"]
+            else "<span class='tag off'>unavailable on this server</span>"
+        )
+        start = (
+            f"<a class='start' href='/?model={quote(model.id, safe='')}'>"
+            f"Start a chat with this model</a>"
+            if info["available"]
+            else ""
+        )
+        cards.append(
+            f"<div class='model' data-model-id='{escape(model.id)}'>"
+            f"<h2>{escape(model.name)}{status}</h2>"
+            f"<p>{escape(model.description)}</p>"
+            f"<p>{' · '.join(links)}</p>{start}</div>"
+        )
+    return _page(
+        "Models",
+        "<h1>Models</h1><p>The models you can chat with on this Parlor. Each conversation keeps "
+        "the model it was started with.</p>" + "".join(cards),
+    )
+
+
+def privacy_page(
+    service: ChatService, *, data_sharing: bool, login: bool, ephemeral: bool, feedback_url: str
+) -> str:
+    served = "".join(
+        f"<li>{escape(m['name'])} <code>{escape(m['id'])}</code>"
+        f"{'' if m['available'] else ' (not available right now)'}</li>"
+        for m in service.models()
+    )
+    where = (
+        "on this server's disk, which is wiped when the server restarts: history here is "
+        "<strong>not</strong> kept across restarts"
+        if ephemeral
+        else "in files on this server's disk"
+    )
+    identity = (
+        "If you sign in with Hugging Face, your conversations are tied to your account's "
+        "stable id (not your username), and the conversations you had before signing in move "
+        "to your account. "
+        if login
+        else ""
+    )
+    if data_sharing:
+        sharing = (
+            "<p>This server lets you choose to share your conversations with the authors of the "
+            "models you chat with, to help them improve their models. It is <strong>off</strong> "
+            "until you turn it on in your settings. While it is on, each conversation you have "
+            "records your consent with its date and model; only those conversations are handed "
+            "to the model's authors. Turning it off withdraws the consent of every conversation "
+            "not yet handed over.</p>"
+        )
+    else:
+        sharing = (
+            "<p>Your conversations are shared with <strong>no one</strong>: not with the people "
+            "running this server for any other purpose, and not with the authors of the models."
+            "</p>"
+        )
+    feedback = (
+        f"<h2>Questions and feedback</h2><p>Tell us on the "
+        f"<a href='{escape(feedback_url)}' rel='noopener' target='_blank'>public discussion "
+        f"page</a>.</p>"
+        if feedback_url
+        else ""
+    )
+    return _page(
+        "Privacy",
+        f"""<h1>Privacy</h1>
+<p>Parlor keeps your conversations for one purpose: to show them back to you.</p>
+<h2>What is stored, and where</h2>
+<p>Each conversation you have (your messages, the answers, the model used, the times) is stored
+{where}, in a folder of its own that only you can reach. Nothing else about you is stored.
+Message text is never written to the server's logs, and no analytics are collected.</p>
+<h2>Who can see it</h2>
+<p>Only you. {identity}Without signing in, you are known by a random id kept in a cookie of
+this browser: your history is tied to this browser, and is lost to you if you clear its
+cookies or use another browser. Nobody else can open your conversations, even knowing their
+address.</p>
+{sharing}
+<h2>The models</h2>
+<p>When you send a message, the conversation (trimmed to what the model can read) is sent to the
+model you chose, to write the answer. This server serves:</p><ul>{served}</ul>
+<p>Models hosted by Hugging Face Inference Providers receive your messages to answer them, under
+their own terms; the embedded SmolLM2 model runs on this server itself.</p>
+<h2>How long, and how to delete it</h2>
+<p>Your conversations are kept until you delete them. Delete one with <em>Delete this
+conversation</em>, or everything with <em>Delete all my conversations</em>: the files are
+removed from disk, not just hidden. You can also export all your data as one JSON file, and
+import it into another browser or another Parlor.</p>
+{feedback}""",
+    )

@@ -1,0 +1,59 @@
+"""Deployer command: export, per model, the conversations people chose to share.
+
+    python -m chat.sharing --out shared/
+
+writes one JSONL file per model (`<model id with / as __>.jsonl`), one line per conversation
+whose owner consented while sharing was switched on (`PARLOR_DATA_SHARING=true`), holding
+only the messages written since the consent, and nothing that identifies the person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from .history import History
+from .settings import Settings
+
+
+def consented(history: History) -> dict[str, list[dict]]:
+    """Per model id, the shared part of every consented conversation."""
+    per_model: dict[str, list[dict]] = defaultdict(list)
+    for key in history.owners():
+        for conv in history.conversations_by_key(key):
+            consent = conv.get("consent")
+            if not consent:
+                continue
+            messages = [
+                {"role": m["role"], "content": m["content"], "created_at": m["created_at"]}
+                for m in conv["messages"]
+                if m["created_at"] >= consent["at"] and m["content"]
+            ]
+            if messages:
+                per_model[consent["model"]].append(
+                    {"model": consent["model"], "consented_at": consent["at"], "messages": messages}
+                )
+    return per_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the JSONL files")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    per_model = consented(History(settings.data_dir))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for model_id, rows in per_model.items():
+        path = args.out / (model_id.replace("/", "__") + ".jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        print(f"{path}: {len(rows)} conversation(s)")
+    if not per_model:
+        print("no consented conversations")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""The "Your data" panel of the sidebar: sharing consent, export, import, delete all."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from .doors import OwnerOf
+from .service import ChatService, ServiceError
+
+PRIVATE = {"api_visibility": "private"}
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+@dataclass
+class DataPanel:
+    service: ChatService
+    share: gr.Checkbox
+    export: gr.Button
+    export_file: gr.File
+    upload: gr.UploadButton
+    delete_all: gr.Button
+    confirm: gr.Row
+    confirm_yes: gr.Button
+    confirm_no: gr.Button
+
+    def wire(
+        self,
+        owner_of: OwnerOf,
+        conversations: gr.Radio,
+        listing: Callable[[gr.Request], gr.Radio],
+        reset: Callable[[], dict],
+        view_outputs: list,
+    ) -> None:
+        """Connect the panel; `reset` empties the chat view made of `view_outputs`."""
+        service = self.service
+
+        def set_sharing(on: bool, request: gr.Request) -> None:
+            service.update_settings(owner_of(request), {service.SHARE: on})
+            gr.Info("Sharing with model authors is on." if on else "Sharing is off.")
+
+        def export(request: gr.Request) -> gr.File:
+            document = service.export(owner_of(request))
+            folder = Path(tempfile.mkdtemp(prefix="parlor-export-"))
+            path = folder / f"parlor-export-{document['exported_at'][:10]}.json"
+            path.write_text(json.dumps(document, ensure_ascii=False, indent=1), "utf-8")
+            return gr.File(value=str(path), visible=True)
+
+        def import_file(file: str | None, request: gr.Request):
+            if not file:
+                return {}
+            path = Path(file)
+            if path.stat().st_size > MAX_IMPORT_BYTES:
+                gr.Warning("This file is too large to be a Parlor export (over 50 MB).")
+                return {}
+            try:
+                count = service.import_data(owner_of(request), path.read_text("utf-8"))
+            except (ServiceError, UnicodeDecodeError) as e:
+                gr.Warning(str(e) if isinstance(e, ServiceError) else "This is not a text file.")
+                return {}
+            gr.Info(f"Imported {count} conversation{'s' if count != 1 else ''}.")
+            return {conversations: listing(request)}
+
+        def delete_everything(request: gr.Request):
+            count = service.delete_all_conversations(owner_of(request))
+            gr.Info(f"Deleted {count} conversation{'s' if count != 1 else ''}.")
+            return {
+                **reset(),
+                conversations: listing(request),
+                self.confirm: gr.Row(visible=False),
+            }
+
+        self.export.click(export, outputs=self.export_file, **PRIVATE)
+        self.upload.upload(import_file, inputs=self.upload, outputs=view_outputs, **PRIVATE)
+        self.delete_all.click(lambda: gr.Row(visible=True), outputs=self.confirm, **PRIVATE)
+        self.confirm_no.click(lambda: gr.Row(visible=False), outputs=self.confirm, **PRIVATE)
+        self.confirm_yes.click(delete_everything, outputs=[*view_outputs, self.confirm], **PRIVATE)
+        if service.data_sharing:
+            self.share.input(set_sharing, inputs=self.share, **PRIVATE)
+
+
+def build_data_panel(service: ChatService) -> DataPanel:
+    with gr.Accordion("Your data", open=False, elem_id="your-data"):
+        share = gr.Checkbox(
+            label="Share my conversations with model authors",
+            info="Off unless you turn it on. See the privacy page.",
+            elem_id="share",
+            visible=service.data_sharing,
+        )
+        export = gr.Button("Export my data", size="sm", elem_id="export")
+        export_file = gr.File(label="Your data", visible=False, elem_id="export-file")
+        upload = gr.UploadButton("Import data", file_types=[".json"], size="sm", elem_id="import")
+        delete_all = gr.Button(
+            "Delete all my conversations", variant="stop", size="sm", elem_id="delete-all"
+        )
+        with gr.Row(visible=False, elem_id="confirm-delete-all") as confirm:
+            gr.Markdown("**Delete every conversation for good?**")
+            yes = gr.Button(
+                "Delete all", variant="stop", size="sm", elem_id="confirm-delete-all-yes"
+            )
+            no = gr.Button("Cancel", size="sm", elem_id="confirm-delete-all-no")
+    return DataPanel(service, share, export, export_file, upload, delete_all, confirm, yes, no)
