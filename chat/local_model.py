@@ -68,13 +68,14 @@ class LocalModel:
         threading.Thread(target=self._watch, daemon=True, name="local-model-watch").start()
 
     def _watch(self) -> None:
-        assert self._proc and self._proc.stdout
-        for line in self._proc.stdout:
+        proc = self._proc  # stop() may clear self._proc while we wait
+        assert proc and proc.stdout
+        for line in proc.stdout:
             if line.startswith(READY_PREFIX):
                 self.port = int(line[len(READY_PREFIX) :])
                 self.ready.set()
                 log.info("embedded model ready on 127.0.0.1:%s", self.port)
-        code = self._proc.wait()
+        code = proc.wait()
         if not self.ready.is_set() or code not in (0, -15):
             self.failed = f"the embedded model process exited with code {code}"
             log.error(self.failed)

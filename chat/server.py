@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import pages
+from .accounts import TokenResolver
 from .api import register_api
 from .catalog import Catalog
 from .doors import owner_resolver
@@ -52,7 +53,14 @@ def create_app(
         frame_seconds=settings.stream_frame_seconds,
     )
     signer = CookieSigner(settings.signing_secret())
-    owner_of = owner_resolver(signer)
+    tokens = (
+        TokenResolver(settings.openid_provider_url, ttl=settings.token_cache_seconds)
+        if settings.login_enabled
+        else None
+    )
+    owner_of = owner_resolver(
+        signer, login=settings.login_enabled, tokens=tokens, adopt=service.adopt
+    )
 
     footer = ""
     if settings.ephemeral_storage:
@@ -65,9 +73,13 @@ def create_app(
             "or set PARLOR_DATA_DIR to keep it across restarts",
             settings.data_dir,
         )
-    demo = build_ui(service, owner_of, footer=footer)
-    with demo:
-        register_api(service, owner_of)
+    demo = build_ui(
+        service,
+        owner_of,
+        footer=footer,
+        login=settings.login_enabled,
+        api=lambda: register_api(service, owner_of),
+    )
     demo.max_threads = MAX_CONCURRENT_JOBS
     demo.queue(default_concurrency_limit=None)
 
@@ -108,7 +120,7 @@ def create_app(
             pages.privacy_page(
                 service,
                 data_sharing=settings.data_sharing,
-                login=False,
+                login=settings.login_enabled,
                 ephemeral=settings.ephemeral_storage,
                 feedback_url=settings.feedback_link,
             )

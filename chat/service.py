@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ class ChatService:
         self.max_message_chars = max_message_chars
         self.frame_seconds = frame_seconds
         self._stops: dict[tuple[str, str], asyncio.Event] = {}
+        self._adopting = threading.Lock()
 
     # -- models -------------------------------------------------------------------------
 
@@ -206,8 +208,18 @@ class ChatService:
         return portability.import_into(self.history, owner.id, document)
 
     def adopt(self, account: Owner, anonymous: Owner) -> int:
-        """On login: move the anonymous visitor's data to the account, retire the visitor."""
-        return self.history.move_owner(anonymous.id, account.id)
+        """On login: move the anonymous visitor's data to the account (merged with what the
+        account has) and retire the visitor's id, so an old copy of its cookie reaches
+        nothing. A visitor with no data is left as it is."""
+        with self._adopting:
+            has_data = self.history.list_conversations(anonymous.id) or self.history.get_settings(
+                anonymous.id
+            )
+            if not has_data or self.history.is_retired(anonymous.id):
+                return 0
+            moved = self.history.move_owner(anonymous.id, account.id)
+        log.info("moved %d conversation(s) of a visitor to their account at login", moved)
+        return moved
 
     # -- chatting -----------------------------------------------------------------------
 
@@ -271,11 +283,11 @@ class ChatService:
         self._stops[key] = stop = asyncio.Event()
         try:
             history = list(conv["messages"])
+            if self.data_sharing:  # before the message, so that the consent covers it
+                self._record_consent(owner, cid, model)
             if text is not None:
                 self.history.append_message(owner.id, cid, role="user", content=text)
                 history.append({"role": "user", "content": text})
-            if self.data_sharing:
-                self._record_consent(owner, cid, model)
             prompt = build_messages(
                 history,
                 system_prompt=model.system_prompt,

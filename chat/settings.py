@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     # Set by Hugging Face Spaces.
     space_id: str = Field("", validation_alias="SPACE_ID")
     space_host: str = Field("", validation_alias="SPACE_HOST")
+    # Gradio's OAuth ("Sign in with Hugging Face"): set by a Space with `hf_oauth: true`, or
+    # by hand to use any OpenID provider (see the README).
+    system: str = Field("", validation_alias="SYSTEM")
+    oauth_client_id: str = Field("", validation_alias="OAUTH_CLIENT_ID")
+    openid_provider_url: str = Field("", validation_alias="OPENID_PROVIDER_URL")
+    token_cache_seconds: float = Field(300, ge=0)
+
+    @property
+    def login_enabled(self) -> bool:
+        """Gradio runs its real OAuth flow only on a Space (or what says it is one)."""
+        return self.system == "spaces" and bool(self.oauth_client_id and self.openid_provider_url)
 
     @model_validator(mode="after")
     def _space_volume(self) -> Settings:

@@ -7,7 +7,7 @@ client API lives in `api.py`. The "your data" panel is in `ui_data.py`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -22,8 +22,8 @@ STREAMING = {"concurrency_limit": None, **PRIVATE}
 CSS = """
 #conversations label { width: 100%; }
 #conversations .wrap { flex-direction: column; gap: 2px; }
-#notice:empty, #banner:empty { display: none; }
-#banner { border-left: 4px solid #f59e0b; padding: .4rem .8rem; background: #fffbeb; }
+#banner p, #cookie-warning p { border-left: 4px solid #f59e0b; padding: .4rem .8rem;
+  background: #fffbeb; margin: 0; }
 .parlor-links { font-size: .9rem; }
 """
 
@@ -89,17 +89,22 @@ def build_ui(
     owner_of: OwnerOf,
     *,
     footer: str = "",
-    login: gr.LoginButton | None = None,
+    login: bool = False,
+    api: Callable[[], None] = lambda: None,
 ) -> gr.Blocks:
-    """The Blocks of the chat page (the API endpoints are added to it by `api.py`)."""
+    """The Blocks of the chat page. `api()` declares the client API inside it first, so that
+    the public endpoints get their names before the UI's private events take any."""
     default = service.catalog.default
     examples = [{"display_text": e.title, "text": e.prompt} for e in default.prompt_examples]
 
     with gr.Blocks(title="Parlor", fill_height=True, delete_cache=(600, 900)) as demo:
+        api()
         with gr.Sidebar(elem_id="sidebar", open=True) as sidebar:
-            gr.Markdown("## 💬 Parlor")
+            gr.Markdown("## Parlor")
             account = gr.Markdown("", elem_id="account")
-            new_chat = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
+            if login:
+                gr.LoginButton("Sign in with Hugging Face", elem_id="login")
+            new_chat = gr.Button("+ New chat", variant="primary", elem_id="new-chat")
             conversations = gr.Radio(
                 choices=[], label="Conversations", elem_id="conversations", container=False
             )
@@ -107,7 +112,8 @@ def build_ui(
             gr.Markdown("[Models](models) · [Privacy](privacy)", elem_classes="parlor-links")
 
         with gr.Column(scale=1):
-            banner = gr.Markdown(footer, elem_id="banner")
+            gr.Markdown(footer, elem_id="banner", visible=bool(footer))
+            cookie_warning = gr.Markdown("", elem_id="cookie-warning")
             model = gr.Dropdown(
                 choices=_model_choices(service),
                 value=default.id,
@@ -163,8 +169,11 @@ def build_ui(
             confirm,
         )
         _wire_chat(service, owner_of, view, default.id, confirm_yes, confirm_no)
-        _wire_page(demo, service, owner_of, view, sidebar, banner, account, data_panel, login)
-        new_chat.click(lambda: _fresh(view, default.id), outputs=view.all(), **PRIVATE)
+        _wire_page(
+            demo, service, owner_of, view, sidebar, cookie_warning, account, data_panel
+        )
+        for trigger in (new_chat.click, chatbot.clear):  # clearing the chat starts a new one
+            trigger(lambda: _fresh(view, default.id), outputs=view.all(), **PRIVATE)
     return demo
 
 
@@ -187,15 +196,19 @@ def _listing(service: ChatService, owner_of: OwnerOf, request: gr.Request, selec
     return gr.Radio(choices=[(c["title"], c["id"]) for c in rows], value=selected or None)
 
 
-def _wire_page(demo, service, owner_of, view, sidebar, banner, account, data_panel, login):
+def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, data_panel):
     """Page load (query options, the listing) and the data panel."""
 
     def on_load(request: gr.Request):
         query = dict(request.query_params or {})
         out = {view.conversations: _listing(service, owner_of, request)}
+        # Availability changes while the app runs (the embedded model warms up): ask now.
         wanted = query.get("model", "")
-        if wanted and any(m["id"] == wanted and m["available"] for m in service.models()):
-            out[view.model] = gr.Dropdown(value=wanted, interactive=True)
+        if not any(m["id"] == wanted and m["available"] for m in service.models()):
+            wanted = service.catalog.default.id
+        out[view.model] = gr.Dropdown(
+            choices=_model_choices(service), value=wanted, interactive=True
+        )
         if query.get("embed") in ("1", "true"):
             out[sidebar] = gr.Sidebar(visible=False)  # small frames: the chat only
         owner = owner_of(request)
@@ -206,7 +219,7 @@ def _wire_page(demo, service, owner_of, view, sidebar, banner, account, data_pan
 
     outputs = [view.conversations, view.model, sidebar, account, data_panel.share]
     demo.load(on_load, outputs=outputs, **PRIVATE)
-    demo.load(None, js=COOKIE_CHECK_JS, outputs=banner, **PRIVATE)
+    demo.load(None, js=COOKIE_CHECK_JS, outputs=cookie_warning, **PRIVATE)
     data_panel.wire(
         owner_of,
         view.conversations,
@@ -214,8 +227,6 @@ def _wire_page(demo, service, owner_of, view, sidebar, banner, account, data_pan
         lambda: _fresh(view, service.catalog.default.id),
         view.all(),
     )
-    if login is not None:
-        login.activate()
 
 
 def _wire_chat(

@@ -27,6 +27,7 @@ class RunningApp:
     def __init__(
         self, data_dir: Path, *, models: Path = TEST_MODELS, env: dict[str, str] | None = None
     ) -> None:
+        self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = data_dir.parent / f"app-{self.port}.log"

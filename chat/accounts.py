@@ -1,0 +1,85 @@
+"""Hugging Face accounts: who is logged in (Gradio's OAuth session) or calling with a token.
+
+An account is keyed by its stable id (the OpenID `sub`, the Hub's user id), never by the
+username, which its owner may change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
+
+from .identity import IdentityError, Owner
+
+log = logging.getLogger("parlor.accounts")
+
+TOKEN_HEADER = "x-hf-authorization"  # what gradio_client's Client(url, token=...) sends
+
+
+def account_id(sub: str) -> str:
+    return f"hf:{sub}"
+
+
+def account_from_session(
+    session: Mapping[str, Any] | None, *, now: float | None = None
+) -> Owner | None:
+    """The logged-in account in Gradio's OAuth session, or None (none, or expired)."""
+    info = (session or {}).get("oauth_info") or {}
+    userinfo = info.get("userinfo") or {}
+    sub = userinfo.get("sub")
+    if not sub:
+        return None
+    expires_at = info.get("expires_at")
+    if expires_at is not None and float(expires_at) < (now or time.time()):
+        return None
+    name = userinfo.get("preferred_username") or userinfo.get("name") or ""
+    return Owner(id=account_id(str(sub)), kind="hf", name=str(name))
+
+
+class TokenResolver:
+    """Turns a Hugging Face token into its account, asking the Hub's whoami once per window."""
+
+    def __init__(self, endpoint: str, *, ttl: float = 300.0) -> None:
+        self._api = HfApi(endpoint=endpoint.rstrip("/"))
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, Owner]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, token: str) -> Owner:
+        """The token's account; `IdentityError` when the Hub refuses the token."""
+        key = hashlib.sha256(token.encode()).hexdigest()  # never keep raw tokens around
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        try:
+            who = self._api.whoami(token=token)
+        except HfHubHTTPError as e:
+            status = e.response.status_code if e.response is not None else 0
+            if status in (401, 403):
+                raise IdentityError(
+                    "This Hugging Face token was refused. Check it, or call without a token "
+                    "to use an anonymous session."
+                ) from None
+            log.warning("could not check a Hugging Face token (HTTP %s)", status)
+            raise IdentityError("Could not check your Hugging Face token; try again.") from None
+        except OSError:
+            log.warning("could not reach the Hub to check a token")
+            raise IdentityError("Could not check your Hugging Face token; try again.") from None
+        owner = Owner(id=account_id(str(who["id"])), kind="hf", name=str(who.get("name", "")))
+        with self._lock:
+            self._cache[key] = (time.monotonic() + self._ttl, owner)
+        return owner
+
+
+def bearer(headers: Mapping[str, str]) -> str | None:
+    value = headers.get(TOKEN_HEADER) or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

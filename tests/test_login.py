@@ -1,0 +1,146 @@
+"""Sign in with Hugging Face, end to end: Gradio's real OAuth flow against a local provider.
+
+The app runs with the variables a Space sets (`SYSTEM=spaces`, `OAUTH_*`,
+`OPENID_PROVIDER_URL`), pointed at `tests/oidc_provider.py` on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import huggingface_hub
+import pytest
+from gradio_client import Client
+
+from apprunner import RunningApp
+from chat.identity import COOKIE_NAME
+from oidc_provider import OIDCProvider
+from test_oidc_provider import browser_like_client
+
+
+@pytest.fixture(autouse=True)
+def no_machine_token(monkeypatch, tmp_path):
+    """gradio_client would otherwise send this machine's own HF token."""
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+
+
+@pytest.fixture(scope="module")
+def op():
+    with OIDCProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def space(op, tmp_path_factory):
+    env = {
+        "SYSTEM": "spaces",
+        "SPACE_ID": "test/parlor",
+        "SPACE_HOST": "",
+        "OAUTH_CLIENT_ID": op.client_id,
+        "OAUTH_CLIENT_SECRET": op.client_secret,
+        "OAUTH_SCOPES": "openid profile",
+        "OPENID_PROVIDER_URL": op.url,
+    }
+    running = RunningApp(tmp_path_factory.mktemp("login") / "data", env=env).wait_ready()
+    yield running
+    running.stop()
+
+
+class Browser:
+    """A person's browser: its cookies, and a gradio_client that presents them."""
+
+    def __init__(self, app: RunningApp) -> None:
+        self.app = app
+        self.http = browser_like_client()
+        self.http.get(app.url)  # the first visit sets the anonymous session cookie
+
+    def cookies(self) -> dict[str, str]:
+        return {c.name: c.value for c in self.http.cookies.jar}
+
+    def client(self) -> Client:
+        return Client(self.app.url, verbose=False, httpx_kwargs={"cookies": self.cookies()})
+
+    def login(self, op: OIDCProvider, sub: str, username: str) -> None:
+        op.login_as(sub=sub, preferred_username=username, name=username.title())
+        page = self.http.get(
+            self.app.url + "login/huggingface?_target_url=/", follow_redirects=True
+        )
+        assert page.status_code == 200
+
+    def logout(self) -> None:
+        self.http.get(self.app.url + "logout", follow_redirects=True)
+        self.http.get(self.app.url)  # back on the page: a fresh anonymous session
+
+
+def chat(c: Client, text: str) -> str:
+    return c.predict(text, "", "", api_name="/chat")[0]
+
+
+def titles(c: Client) -> set[str]:
+    return {x["title"] for x in c.predict(api_name="/conversations")}
+
+
+def test_login_moves_anonymous_history_to_the_account(op, space):
+    browser = Browser(space)
+    chat(browser.client(), "before login alpha")
+    old_anonymous = browser.cookies()[COOKIE_NAME]
+
+    browser.login(op, "u-alice", "alice")
+    assert titles(browser.client()) == {"before login alpha"}
+
+    # The old anonymous cookie reaches nothing any more.
+    stale = Client(space.url, verbose=False, httpx_kwargs={"cookies": {COOKIE_NAME: old_anonymous}})
+    assert stale.predict(api_name="/conversations") == []
+
+    # Another browser of the same account, with anonymous history of its own: merged.
+    laptop = Browser(space)
+    chat(laptop.client(), "from the laptop beta")
+    laptop.login(op, "u-alice", "alice-renamed")  # the username changed; the account did not
+    assert titles(laptop.client()) == {"before login alpha", "from the laptop beta"}
+
+    # Logging out returns to a fresh, empty anonymous session.
+    browser.logout()
+    assert browser.client().predict(api_name="/conversations") == []
+
+
+def test_someone_else_sees_nothing(op, space):
+    alice = Browser(space)
+    alice.login(op, "u-alice2", "alice2")
+    cid = chat(alice.client(), "alice2 private")
+    bob = Browser(space)
+    bob.login(op, "u-bob", "bob")
+    assert bob.client().predict(api_name="/conversations") == []
+    with pytest.raises(Exception, match="conversation not found"):
+        bob.client().predict(cid, api_name="/conversation")
+    # After logout, the same browser does not reach alice2's data either.
+    alice.logout()
+    with pytest.raises(Exception, match="conversation not found"):
+        alice.client().predict(cid, api_name="/conversation")
+
+
+def test_api_token_is_the_same_account(op, space):
+    browser = Browser(space)
+    browser.login(op, "u-carol", "carol")
+    chat(browser.client(), "carol via browser")
+    token = op.issue_token(sub="u-carol", preferred_username="carol", name="Carol")
+    api = Client(space.url, token=token, verbose=False)
+    assert titles(api) == {"carol via browser"}
+    chat(api, "carol via api")
+    assert titles(browser.client()) == {"carol via browser", "carol via api"}
+    whoami_calls = len([r for r in op.requests if r["path"] == "/api/whoami-v2"])
+    api.predict(api_name="/conversations")
+    assert len([r for r in op.requests if r["path"] == "/api/whoami-v2"]) == whoami_calls, (
+        "the token is resolved once per time window, not on every call"
+    )
+
+
+def test_bad_token_is_an_error_not_anonymous(space):
+    api = Client(space.url, token="hf_not_a_real_token", verbose=False)
+    with pytest.raises(Exception, match="token was refused"):
+        api.predict(api_name="/conversations")
+
+
+def test_space_without_volume_warns_about_ephemeral_history(space):
+    assert "ephemeral disk" in space.log()
+    page = Browser(space).http.get(space.url + "config").text
+    assert "wiped when it restarts" in page

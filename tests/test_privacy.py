@@ -1,0 +1,181 @@
+"""Every promise of the privacy page, checked end to end on the real app."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from apprunner import ROOT, RunningApp
+from chat.identity import COOKIE_NAME
+
+
+def client(app: RunningApp, cookie: str | None = None) -> Client:
+    kwargs = {"httpx_kwargs": {"cookies": {COOKIE_NAME: cookie}}} if cookie else {}
+    return Client(app.url, verbose=False, **kwargs)
+
+
+def chat(c: Client, message: str, conversation_id: str = "") -> str:
+    return c.predict(message, conversation_id, "", api_name="/chat")[0]
+
+
+def error_of(call) -> str:
+    with pytest.raises(Exception) as info:
+        call()
+    return str(info.value)
+
+
+def stored_text(app: RunningApp) -> str:
+    return "".join(p.read_text() for p in app.data_dir.rglob("*.json"))
+
+
+def test_foreign_ids_look_exactly_like_missing_ones(app):
+    owner = client(app)
+    cid = chat(owner, "walnut-orbit-913 is my secret")
+    before = owner.predict(cid, api_name="/conversation")
+    stranger = client(app)
+    missing = "0" * 32
+    for endpoint, args in [
+        ("/conversation", ()),
+        ("/rename_conversation", ("stolen",)),
+        ("/retry", ()),
+    ]:
+        foreign = error_of(lambda: stranger.predict(cid, *args, api_name=endpoint))
+        absent = error_of(lambda: stranger.predict(missing, *args, api_name=endpoint))
+        assert "conversation not found" in foreign
+        assert foreign == absent, endpoint
+    chat_error = error_of(lambda: stranger.predict("mine", cid, "", api_name="/chat"))
+    assert chat_error == error_of(lambda: stranger.predict("mine", missing, "", api_name="/chat"))
+    assert stranger.predict(cid, api_name="/delete_conversation") == {"deleted": False}
+    assert stranger.predict(cid, api_name="/stop") == {"stopped": False}
+    assert stranger.predict(api_name="/delete_all_conversations") == {"deleted": 0}
+    assert stranger.predict(api_name="/export")["conversations"] == []
+    assert owner.predict(cid, api_name="/conversation") == before, "nothing changed"
+
+
+def test_rename(app):
+    c = client(app)
+    cid = chat(c, "rename me")
+    assert c.predict(cid, "  Holiday   plans ", api_name="/rename_conversation")["title"] == (
+        "Holiday plans"
+    )
+    assert c.predict(api_name="/conversations")[0]["title"] == "Holiday plans"
+    assert "cannot be empty" in error_of(
+        lambda: c.predict(cid, "   ", api_name="/rename_conversation")
+    )
+
+
+def test_export_import_round_trip(app):
+    alice = client(app)
+    first = chat(alice, "lantern-fig-205 first")
+    chat(alice, "and a follow-up", first)
+    second = chat(alice, "another conversation")
+    exported = alice.predict(api_name="/export")
+    assert exported["format"] == "parlor-export" and exported["version"] == 1
+    assert {c["id"] for c in exported["conversations"]} == {first, second}
+
+    fresh_browser = client(app)
+    text = json.dumps(exported)
+    assert fresh_browser.predict(text, api_name="/import") == {"imported": 2}
+    assert fresh_browser.predict(text, api_name="/import") == {"imported": 0}, "no duplicates"
+    got = fresh_browser.predict(first, api_name="/conversation")
+    assert [m["content"] for m in got["messages"]] == [
+        m["content"] for m in alice.predict(first, api_name="/conversation")["messages"]
+    ]
+    # The imported copy is the new browser's own: keep chatting in it.
+    assert chat(fresh_browser, "continue here", first) == first
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("not json", "not valid JSON"),
+        ('{"format": "something-else"}', "not a Parlor export"),
+        ('{"format": "parlor-export", "version": 99}', "newer version"),
+        ('{"format": "parlor-export", "version": 1, "conversations": [{"id": "x"}]}', "damaged"),
+    ],
+)
+def test_bad_imports_are_explained(app, data, reason):
+    c = client(app)
+    assert reason in error_of(lambda: c.predict(data, api_name="/import"))
+    assert c.predict(api_name="/conversations") == []
+
+
+def test_delete_all_removes_the_data_from_disk(app):
+    c = client(app)
+    for text in ("quasar-pickle-1 one", "quasar-pickle-2 two"):
+        chat(c, text)
+    assert "quasar-pickle-1" in stored_text(app)
+    assert c.predict(api_name="/delete_all_conversations") == {"deleted": 2}
+    assert c.predict(api_name="/conversations") == []
+    assert "quasar-pickle" not in stored_text(app), "gone from disk, not flagged"
+
+
+def test_message_text_never_reaches_the_log(app):
+    c = client(app)
+    chat(c, "marmalade-vortex-771 should stay private")
+    assert "marmalade-vortex-771" not in app.log()
+
+
+def test_settings_without_sharing(app):
+    c = client(app)
+    assert c.predict(api_name="/settings") == {}
+    assert "Unknown setting" in error_of(
+        lambda: c.predict({"share_with_model_authors": True}, api_name="/update_settings")
+    )
+
+
+def test_privacy_and_models_pages(app):
+    page = httpx.get(app.url + "privacy").text
+    assert "shared with <strong>no one</strong>" in page
+    assert "SmolLM2 135M" in page and "smollm2-135m" in page
+    assert "cookie" in page and "Delete all my conversations" in page
+    models = httpx.get(app.url + "models").text
+    assert "Start a chat with this model" in models and "/?model=smollm2-135m" in models
+
+
+@pytest.fixture(scope="module")
+def sharing_app(tmp_path_factory):
+    running = RunningApp(
+        tmp_path_factory.mktemp("sharing") / "data",
+        env={"PARLOR_DATA_SHARING": "true", "PARLOR_FEEDBACK_URL": "https://example.org/talk"},
+    ).wait_ready()
+    yield running
+    running.stop()
+
+
+def test_sharing_is_opt_in_and_recorded(sharing_app, tmp_path):
+    page = httpx.get(sharing_app.url + "privacy").text
+    assert "<strong>off</strong>" in page and "https://example.org/talk" in page
+    private, sharer = client(sharing_app), client(sharing_app)
+    assert private.predict(api_name="/settings") == {"share_with_model_authors": False}
+    chat(private, "kept-private-123")
+    assert sharer.predict({"share_with_model_authors": True}, api_name="/update_settings") == {
+        "share_with_model_authors": True
+    }
+    shared_id = chat(sharer, "shared-with-authors-456")
+
+    out = tmp_path / "export"
+    env = {"PARLOR_DATA_DIR": str(sharing_app.data_dir), "PATH": "/usr/bin:/bin"}
+    subprocess.run(
+        [sys.executable, "-m", "chat.sharing", "--out", str(out)], cwd=ROOT, env=env, check=True
+    )
+    (path,) = out.glob("*.jsonl")
+    assert path.name == "smollm2-135m.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["model"] == "smollm2-135m" and rows[0]["consented_at"]
+    assert rows[0]["messages"][0]["content"] == "shared-with-authors-456"
+    assert "kept-private-123" not in path.read_text()
+
+    # Turning sharing off withdraws the consent of conversations not yet handed over.
+    sharer.predict({"share_with_model_authors": False}, api_name="/update_settings")
+    chat(sharer, "after withdrawal", shared_id)
+    out2 = tmp_path / "export2"
+    subprocess.run(
+        [sys.executable, "-m", "chat.sharing", "--out", str(out2)], cwd=ROOT, env=env, check=True
+    )
+    assert not list(out2.glob("*.jsonl"))
