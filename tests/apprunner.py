@@ -40,8 +40,9 @@ class RunningApp:
             "GRADIO_SERVER_PORT": str(self.port),
             **(env or {}),
         }
-        full_env.pop("HF_TOKEN", None) if "HF_TOKEN" not in (env or {}) else None
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        if "HF_TOKEN" not in (env or {}):
+            full_env.pop("HF_TOKEN", None)  # the app gets a server token only when a test says
+        self._log = open(self.log_path, "w")  # closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "app.py"],
             cwd=ROOT,

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import huggingface_hub
 import pytest
-from gradio_client import Client
-
 from apprunner import RunningApp
-from chat.identity import COOKIE_NAME
+from gradio_client import Client
 from oidc_provider import OIDCProvider
 from test_oidc_provider import browser_like_client
+
+from chat.identity import COOKIE_NAME
 
 
 @pytest.fixture(autouse=True)

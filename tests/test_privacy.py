@@ -8,9 +8,9 @@ import sys
 
 import httpx
 import pytest
+from apprunner import ROOT, RunningApp
 from gradio_client import Client
 
-from apprunner import ROOT, RunningApp
 from chat.identity import COOKIE_NAME
 
 
