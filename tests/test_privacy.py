@@ -23,9 +23,9 @@ def chat(c: Client, message: str, conversation_id: str = "") -> str:
     return c.predict(message, conversation_id, "", api_name="/chat")[0]
 
 
-def error_of(call) -> str:
+def error_of(call, *args, **kwargs) -> str:
     with pytest.raises(Exception) as info:
-        call()
+        call(*args, **kwargs)
     return str(info.value)
 
 
@@ -44,8 +44,8 @@ def test_foreign_ids_look_exactly_like_missing_ones(app):
         ("/rename_conversation", ("stolen",)),
         ("/retry", ()),
     ]:
-        foreign = error_of(lambda: stranger.predict(cid, *args, api_name=endpoint))
-        absent = error_of(lambda: stranger.predict(missing, *args, api_name=endpoint))
+        foreign = error_of(stranger.predict, cid, *args, api_name=endpoint)
+        absent = error_of(stranger.predict, missing, *args, api_name=endpoint)
         assert "conversation not found" in foreign
         assert foreign == absent, endpoint
     chat_error = error_of(lambda: stranger.predict("mine", cid, "", api_name="/chat"))
