@@ -1,0 +1,75 @@
+"""The README: its Spaces front matter is valid, and its Python snippets run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gradio
+import yaml
+from gradio_client import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+CONTRACT = {
+    "/models",
+    "/new_conversation",
+    "/chat",
+    "/retry",
+    "/stop",
+    "/conversations",
+    "/conversation",
+    "/rename_conversation",
+    "/delete_conversation",
+    "/delete_all_conversations",
+    "/export",
+    "/import",
+    "/settings",
+    "/update_settings",
+}
+
+
+def front_matter() -> dict:
+    match = re.match(r"^---\n(.*?)\n---\n", README, re.S)
+    assert match, "README.md starts with Spaces front matter"
+    return yaml.safe_load(match.group(1))
+
+
+def test_front_matter_is_a_valid_space():
+    meta = front_matter()
+    for key in ("title", "sdk", "sdk_version", "app_file", "python_version", "short_description"):
+        assert meta.get(key), key
+    assert meta["sdk"] == "gradio"
+    assert meta["sdk_version"] == gradio.__version__, "the Space runs the Gradio we pin"
+    assert (ROOT / meta["app_file"]).is_file()
+    assert meta["hf_oauth"] is True and {"openid", "profile"} <= set(meta["hf_oauth_scopes"])
+    assert len(meta["short_description"]) <= 60
+    pinned = (ROOT / "requirements.txt").read_text()
+    assert f"gradio=={meta['sdk_version']}" in pinned
+
+
+def python_snippets() -> list[str]:
+    section = README.split("## Use it from Python", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_python_snippets_run_against_the_app(app, capsys):
+    snippets = python_snippets()
+    assert len(snippets) >= 6
+    namespace: dict = {}
+    for code in snippets:
+        code = code.replace('"http://127.0.0.1:7860/"', repr(app.url))
+        exec(compile(code, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert "smollm2-135m" in printed
+    assert "{'imported': 1}" in printed and "{'deleted': True}" in printed
+    assert "{'deleted': 1}" in printed
+
+
+def test_view_api_lists_the_contract_with_descriptions(app):
+    api = Client(app.url, verbose=False).view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == CONTRACT, "UI events stay out of the API"
+    assert not api["unnamed_endpoints"]
+    for name in CONTRACT:
+        assert api["named_endpoints"][name]["description"], name
