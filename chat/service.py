@@ -129,6 +129,7 @@ class ChatService:
             }
             for m in conv["messages"]
         ]
+        conv["notice"] = self.retirement_notice(conv)  # empty unless its model was retired
         return conv
 
     def _load(self, owner: Owner, conversation_id: str) -> dict:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 
 import httpx
 import pytest
+from apprunner import ROOT, RunningApp
 from gradio_client import Client
 
-from apprunner import RunningApp
 from chat.identity import COOKIE_NAME
 
 
@@ -153,3 +154,57 @@ def test_sigterm_stops_the_embedded_model(tmp_path):
 
 def test_health_reports_ready(app):
     assert httpx.get(app.url + "healthz").json() == {"status": "ok"}
+
+
+def test_broken_models_yaml_stops_start_up_with_a_clear_message(tmp_path):
+    broken = tmp_path / "models.yaml"
+    broken.write_text("models:\n  - id: x\n    name: X\n    endpoints: [{type: openai}]\n")
+    running = RunningApp(tmp_path / "data", models=broken)
+    code = running.proc.wait(timeout=60)
+    running.stop()
+    log = running.log()
+    assert code != 0
+    assert f"{broken}: model 'x', field 'endpoints[0].base_url': Field required" in log
+    assert "Traceback" not in log
+
+
+def test_retired_model_conversation_opens_with_a_notice_and_continues(tmp_path):
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        (ROOT / "tests" / "models-test.yaml").read_text()
+        + "  - id: old-model\n    name: Old Model\n    endpoints: [{type: hf}]\n"
+        "    retired: {on: 2024-06-01, transfer_to: smollm2-135m}\n"
+    )
+    running = RunningApp(tmp_path / "data", models=models).wait_ready()
+    try:
+        c = client(running)
+        with pytest.raises(Exception, match="retired on 2024-06-01"):
+            c.predict("old-model", api_name="/new_conversation")
+        old = {
+            "format": "parlor-export",
+            "version": 1,
+            "conversations": [
+                {
+                    "id": "a" * 32,
+                    "title": "From 2023",
+                    "model": "old-model",
+                    "created_at": "2023-05-01T10:00:00+00:00",
+                    "updated_at": "2023-05-01T10:00:00+00:00",
+                    "messages": [
+                        {"role": "user", "content": "Hello old model"},
+                        {"role": "assistant", "content": "Hello!", "model": "old-model"},
+                    ],
+                }
+            ],
+        }
+        assert c.predict(json.dumps(old), api_name="/import") == {"imported": 1}
+        conv = c.predict("a" * 32, api_name="/conversation")
+        assert conv["notice"] == (
+            "Old Model was retired on 2024-06-01. SmolLM2 135M · runs on this machine "
+            "continues this conversation."
+        )
+        chat(c, "Are you still there?", "a" * 32)
+        answer = c.predict("a" * 32, api_name="/conversation")["messages"][-1]
+        assert answer["model"] == "smollm2-135m" and answer["content"]
+    finally:
+        running.stop()
