@@ -19,23 +19,34 @@ def _guard(fn: Callable[[], Any]) -> Any:
 
 
 def register_api(service: ChatService, owner_of: OwnerOf) -> None:
-    """Declare the public endpoints inside the current `gr.Blocks` context."""
+    """Declare the public endpoints inside the current `gr.Blocks` context.
+
+    Every endpoint takes the caller's identity from the request (session cookie or login),
+    or from a Hugging Face token: `Client(url, token=...)` sends it in a header, and
+    `Client(url, oauth_token=...)` in the request body, which Gradio hands us as `oauth_token`
+    (the way that passes the Spaces proxy)."""
 
     def models() -> list[dict]:
         """The models people can chat with: id, name, description, available, default."""
         return service.models()
 
-    def new_conversation(model_id: str = "", request: gr.Request = None) -> dict:
+    def new_conversation(
+        model_id: str = "", request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
         """Start an empty conversation with a model (the default one when model_id is empty)."""
-        return _guard(lambda: service.new_conversation(owner_of(request), model_id))
+        return _guard(lambda: service.new_conversation(owner_of(request, oauth_token), model_id))
 
     # Gradio reads the return annotation to type the endpoint's outputs: this streams
     # [conversation_id, answer_so_far] pairs, the last one holding the whole answer.
     async def chat(
-        message: str, conversation_id: str = "", model_id: str = "", request: gr.Request = None
+        message: str,
+        conversation_id: str = "",
+        model_id: str = "",
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
     ) -> tuple[str, str]:
         """Send a message and stream the answer; an empty conversation_id starts a new one."""
-        owner = owner_of(request)
+        owner = owner_of(request, oauth_token)
         try:
             async for update in service.send(owner, message, conversation_id, model_id):
                 if update.done and update.failed:
@@ -44,9 +55,11 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         except ServiceError as e:
             raise gr.Error(str(e)) from None
 
-    async def retry(conversation_id: str, request: gr.Request = None) -> tuple[str, str]:
+    async def retry(
+        conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> tuple[str, str]:
         """Write the last answer of a conversation again; streams like /chat."""
-        owner = owner_of(request)
+        owner = owner_of(request, oauth_token)
         try:
             async for update in service.retry(owner, conversation_id):
                 if update.done and update.failed:
@@ -55,47 +68,72 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         except ServiceError as e:
             raise gr.Error(str(e)) from None
 
-    def stop(conversation_id: str, request: gr.Request = None) -> dict:
+    def stop(
+        conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
         """Stop the answer being written in a conversation; what was written is kept."""
-        return {"stopped": service.stop(owner_of(request), conversation_id)}
+        return {"stopped": service.stop(owner_of(request, oauth_token), conversation_id)}
 
-    def conversations(request: gr.Request = None) -> list[dict]:
+    def conversations(
+        request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> list[dict]:
         """Your conversations, newest first: id, title, model, updated_at."""
-        return service.conversations(owner_of(request))
+        return service.conversations(owner_of(request, oauth_token))
 
-    def conversation(conversation_id: str, request: gr.Request = None) -> dict:
+    def conversation(
+        conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
         """One of your conversations with all its messages."""
-        return _guard(lambda: service.conversation(owner_of(request), conversation_id))
+        return _guard(lambda: service.conversation(owner_of(request, oauth_token), conversation_id))
 
-    def rename_conversation(conversation_id: str, title: str, request: gr.Request = None) -> dict:
+    def rename_conversation(
+        conversation_id: str,
+        title: str,
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
+    ) -> dict:
         """Give one of your conversations a new title."""
         return _guard(
-            lambda: service.rename_conversation(owner_of(request), conversation_id, title)
+            lambda: service.rename_conversation(
+                owner_of(request, oauth_token), conversation_id, title
+            )
         )
 
-    def delete_conversation(conversation_id: str, request: gr.Request = None) -> dict:
+    def delete_conversation(
+        conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
         """Delete one of your conversations from disk, for good."""
-        return {"deleted": service.delete_conversation(owner_of(request), conversation_id)}
+        return {
+            "deleted": service.delete_conversation(owner_of(request, oauth_token), conversation_id)
+        }
 
-    def delete_all_conversations(request: gr.Request = None) -> dict:
+    def delete_all_conversations(
+        request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
         """Delete all your conversations from disk, for good."""
-        return {"deleted": service.delete_all_conversations(owner_of(request))}
+        return {"deleted": service.delete_all_conversations(owner_of(request, oauth_token))}
 
-    def export(request: gr.Request = None) -> dict:
+    def export(request: gr.Request = None, oauth_token: gr.OAuthToken | None = None) -> dict:
         """All your data as one JSON document (format "parlor-export", version 1)."""
-        return service.export(owner_of(request))
+        return service.export(owner_of(request, oauth_token))
 
-    def import_(data: str, request: gr.Request = None) -> dict:
+    def import_(
+        data: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
         """Add the conversations of a JSON document made by /export to yours."""
-        return {"imported": _guard(lambda: service.import_data(owner_of(request), data))}
+        return {
+            "imported": _guard(lambda: service.import_data(owner_of(request, oauth_token), data))
+        }
 
-    def settings(request: gr.Request = None) -> dict:
+    def settings(request: gr.Request = None, oauth_token: gr.OAuthToken | None = None) -> dict:
         """Your settings."""
-        return service.settings(owner_of(request))
+        return service.settings(owner_of(request, oauth_token))
 
-    def update_settings(settings: dict, request: gr.Request = None) -> dict:
+    def update_settings(
+        settings: dict, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
         """Change some of your settings; returns them all."""
-        return _guard(lambda: service.update_settings(owner_of(request), settings))
+        return _guard(lambda: service.update_settings(owner_of(request, oauth_token), settings))
 
     endpoints = {
         "models": models,

@@ -9,7 +9,7 @@ import gradio as gr
 from .accounts import TokenResolver, account_from_session, bearer
 from .identity import CookieSigner, IdentityError, Owner, owner_from_cookies
 
-OwnerOf = Callable[[gr.Request], Owner]
+OwnerOf = Callable[..., Owner]  # (request, oauth_token=None) -> Owner
 
 
 def _session(request: gr.Request) -> dict:
@@ -37,7 +37,7 @@ def owner_resolver(
     def anonymous(request: gr.Request) -> Owner:
         return owner_from_cookies(dict(request.cookies or {}), signer)
 
-    def owner_of(request: gr.Request) -> Owner:
+    def owner_of(request: gr.Request, oauth_token: gr.OAuthToken | None = None) -> Owner:
         try:
             if login:
                 account = account_from_session(_session(request))
@@ -47,7 +47,11 @@ def owner_resolver(
                     except IdentityError:
                         pass
                     return account
-            token = bearer(dict(request.headers or {})) if tokens is not None else None
+            token = None
+            if tokens is not None:
+                token = (oauth_token.token if oauth_token else None) or bearer(
+                    dict(request.headers or {})
+                )
             if token:
                 return tokens.resolve(token)
             return anonymous(request)

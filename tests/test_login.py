@@ -127,6 +127,11 @@ def test_api_token_is_the_same_account(op, space):
     assert titles(api) == {"carol via browser"}
     chat(api, "carol via api")
     assert titles(browser.client()) == {"carol via browser", "carol via api"}
+    # In the request body (the way through the Spaces proxy, which strips the header):
+    assert titles(Client(space.url, oauth_token=token, verbose=False)) == {
+        "carol via browser",
+        "carol via api",
+    }
     whoami_calls = len([r for r in op.requests if r["path"] == "/api/whoami-v2"])
     api.predict(api_name="/conversations")
     assert len([r for r in op.requests if r["path"] == "/api/whoami-v2"]) == whoami_calls, (
