@@ -15,7 +15,7 @@ def _guard(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except ServiceError as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(str(e), print_exception=False) from None
 
 
 def register_api(service: ChatService, owner_of: OwnerOf) -> None:
@@ -50,10 +50,10 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         try:
             async for update in service.send(owner, message, conversation_id, model_id):
                 if update.done and update.failed:
-                    raise gr.Error(update.notice)
+                    raise gr.Error(update.notice, print_exception=False)
                 yield update.conversation_id, update.text
         except ServiceError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(str(e), print_exception=False) from None
 
     async def retry(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
@@ -63,10 +63,10 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         try:
             async for update in service.retry(owner, conversation_id):
                 if update.done and update.failed:
-                    raise gr.Error(update.notice)
+                    raise gr.Error(update.notice, print_exception=False)
                 yield update.conversation_id, update.text
         except ServiceError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(str(e), print_exception=False) from None
 
     def stop(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None

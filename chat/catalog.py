@@ -48,6 +48,9 @@ class Retired(_Strict):
 
 class _Endpoint(_Strict):
     weight: float = Field(1.0, gt=0)
+    # Seconds without a byte from the server before giving up (before the first token, the
+    # next endpoint is tried). Unset: 120 s.
+    timeout: float | None = Field(None, gt=0, le=3600)
 
 
 class LocalEndpoint(_Endpoint):

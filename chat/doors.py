@@ -61,7 +61,7 @@ def owner_resolver(
                 if "token" in str(e)
                 else ("Your session could not be identified. Reload the page (cookies must be on).")
             )
-            raise gr.Error(message) from None
+            raise gr.Error(message, print_exception=False) from None
 
     return owner_of
 

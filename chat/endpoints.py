@@ -2,13 +2,17 @@
 
 Every endpoint type (the embedded model included) is reached through the same client. Each
 request spreads over a model's endpoints by weight; a failure before the first token (server
-unreachable, timeout, overloaded) moves on to the next endpoint. Everything that can go wrong
-becomes a `ChatError` whose message is fit for the person chatting; details go to the log,
-never the message text.
+unreachable, timeout, overloaded, rate limited, refused token...) moves on to the next
+endpoint, a failure after it ends the answer (the caller keeps what arrived). Everything that
+can go wrong becomes a `ChatError` whose message is fit for the person chatting; the kind of
+failure goes to the log, never the message text.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import functools
 import json
 import logging
 import random
@@ -16,14 +20,22 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx2 as httpx  # the HTTP client huggingface_hub 2.x is built on
-from huggingface_hub import AsyncInferenceClient
-from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+from huggingface_hub import AsyncInferenceClient, set_async_client_factory
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    InferenceTimeoutError,
+    OverloadedError,
+    TextGenerationError,
+)
+from huggingface_hub.errors import ValidationError as RequestValidationError
+from huggingface_hub.utils import get_async_session
 
 from .catalog import Endpoint, Model, endpoint_available, endpoint_token
 
 log = logging.getLogger("parlor.endpoints")
 
 REQUEST_TIMEOUT = 120.0  # seconds without a byte from the server before we give up
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection: an unreachable server fails over fast
 
 
 class ChatError(Exception):
@@ -44,22 +56,46 @@ class LocalTarget:
 
 
 def _retry_after(response: httpx.Response | None) -> str:
-    value = response.headers.get("retry-after", "") if response is not None else ""
-    return f" Try again in {int(value)} seconds." if value.isdigit() else " Try again in a minute."
+    """The "Try again in ..." sentence, from a `Retry-After` header (seconds or HTTP date)."""
+    value = response.headers.get("retry-after", "").strip() if response is not None else ""
+    seconds: int | None = None
+    if value.isdigit():
+        seconds = int(value)
+    elif value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None and when.tzinfo is not None:
+            seconds = max(0, round((when - dt.datetime.now(dt.UTC)).total_seconds()))
+    if seconds is None:
+        return " Try again in a minute."
+    if seconds <= 1:
+        return " Try again in a moment."
+    if seconds < 120:
+        return f" Try again in {seconds} seconds."
+    if seconds < 7200:
+        return f" Try again in {round(seconds / 60)} minutes."
+    return f" Try again in {round(seconds / 3600)} hours."
 
 
 def _from_http(status: int, response: httpx.Response | None) -> ChatError:
+    # Before the first token every failure but a rejected request is worth another endpoint:
+    # a bad token or a missing model is a property of one server, not of the conversation.
     if status in (401, 403):
         return ChatError(
             f"The model's server refused our credentials (HTTP {status}). "
-            "The person running this Parlor needs to check the endpoint's token.",
+            "The person running this Parlor needs to check the endpoint's token; "
+            "meanwhile, choose another model.",
             kind="auth",
+            failover=True,
         )
     if status == 404:
         return ChatError(
             "The model's server does not know this model (HTTP 404). It may have been "
-            "renamed or removed.",
+            "renamed or removed: choose another model.",
             kind="not_found",
+            failover=True,
         )
     if status == 429:
         return ChatError(
@@ -73,19 +109,27 @@ def _from_http(status: int, response: httpx.Response | None) -> ChatError:
             kind="unavailable",
             failover=True,
         )
-    if status == 400 or status == 413 or status == 422:
+    if status in (400, 413, 422):
         return ChatError(
-            f"The model's server rejected the request (HTTP {status}).", kind="bad_request"
+            f"The model's server rejected the request (HTTP {status}). Try a shorter "
+            "message, or start a new conversation.",
+            kind="bad_request",
         )
     return ChatError(
         f"The model's server failed (HTTP {status}). Try again in a moment.",
         kind="server_error",
-        failover=status >= 500,
+        failover=True,
     )
 
 
-def to_chat_error(error: BaseException, *, started: bool) -> ChatError:
-    """Translate whatever the client raised into a `ChatError`."""
+def to_chat_error(error: BaseException, *, started: bool, responded: bool = True) -> ChatError:
+    """Translate whatever the client raised into a `ChatError`.
+
+    `started`: part of the answer was already yielded (no failover then: it would start over).
+    `responded`: the server had answered with a stream (a `ValueError` before that is ours or
+    the client library's, about the endpoint's configuration, not an unreadable reply).
+    """
+    kept = " What arrived is kept; send your message again for a full answer." if started else ""
     if isinstance(error, ChatError):
         return error
     if isinstance(error, HfHubHTTPError):
@@ -94,27 +138,82 @@ def to_chat_error(error: BaseException, *, started: bool) -> ChatError:
         return _from_http(status, response)
     if isinstance(error, InferenceTimeoutError | httpx.TimeoutException | TimeoutError):
         return ChatError(
-            "The model took too long to answer."
-            + (" The answer so far is kept." if started else ""),
+            "The model took too long to answer." + (kept or " Try again in a moment."),
             kind="timeout",
             failover=not started,
         )
     if isinstance(error, httpx.ConnectError | ConnectionRefusedError):
         return ChatError(
-            "Could not reach the model's server. It may be down; try again later.",
+            "Could not reach the model's server. It may be down; try again later, "
+            "or choose another model.",
             kind="unreachable",
             failover=True,
         )
     if isinstance(error, httpx.TransportError | ConnectionError):
         return ChatError(
             "The connection to the model broke"
-            + (" in the middle of the answer; what arrived is kept." if started else "."),
+            + (" in the middle of the answer." + kept if started else ". Try again in a moment."),
             kind="stream_cut",
             failover=not started,
         )
-    if isinstance(error, json.JSONDecodeError | ValueError | KeyError | TypeError | AttributeError):
-        return ChatError("The model's server sent a reply we could not read.", kind="malformed")
-    return ChatError("The model failed to answer. Try again in a moment.", kind="unknown")
+    # Errors the server reports inside the stream (TGI sends {"error", "error_type"} events).
+    if isinstance(error, OverloadedError):
+        return ChatError(
+            "The model is overloaded." + (kept or " Try again in a minute."),
+            kind="unavailable",
+            failover=not started,
+        )
+    if isinstance(error, RequestValidationError):
+        return ChatError(
+            "The model's server rejected the request. Try a shorter message, or start a new "
+            "conversation.",
+            kind="bad_request",
+        )
+    if isinstance(error, TextGenerationError):
+        return ChatError(
+            "The model stopped with an error." + (kept or " Try again in a moment."),
+            kind="server_error",
+            failover=not started,
+        )
+    if isinstance(error, json.JSONDecodeError) or (
+        responded and isinstance(error, ValueError | KeyError | TypeError | AttributeError)
+    ):
+        return ChatError(
+            "The model's server sent a reply we could not read." + (kept or " Try again."),
+            kind="malformed",
+            failover=not started,
+        )
+    if isinstance(error, ValueError):
+        return ChatError(
+            "This model is not set up correctly on this server. The person running this "
+            "Parlor needs to check its endpoint; meanwhile, choose another model.",
+            kind="config",
+            failover=True,
+        )
+    return ChatError(
+        "The model failed to answer." + (kept or " Try again in a moment."), kind="unknown"
+    )
+
+
+@functools.cache
+def share_tls_settings() -> None:
+    """Make huggingface_hub's per-request HTTP clients share one TLS context.
+
+    Each `AsyncInferenceClient` opens its own `httpx2.AsyncClient`, and each of those loads
+    the system's CA certificates again: ~50 ms of CPU per chat message, on the event loop.
+    The replacement factory builds the same client (huggingface_hub's own event hooks,
+    redirects and timeout) around a context loaded once; a new client stays cheap.
+    """
+    template = get_async_session()  # huggingface_hub's default client, used as the pattern
+    hooks, follow, timeout = template.event_hooks, template.follow_redirects, template.timeout
+    tls = httpx.create_ssl_context()
+
+    def factory() -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            verify=tls, event_hooks=hooks, follow_redirects=follow, timeout=timeout
+        )
+
+    set_async_client_factory(factory)
 
 
 class Endpoints:
@@ -126,10 +225,13 @@ class Endpoints:
         environ: Mapping[str, str],
         local: Callable[[], LocalTarget | None] = lambda: None,
         rng: random.Random | None = None,
+        timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self._environ = dict(environ)
         self._local = local
         self._rng = rng or random.Random()
+        self._timeout = timeout
+        share_tls_settings()
 
     def usable(self, endpoint: Endpoint) -> bool:
         if endpoint.type == "local":
@@ -148,35 +250,56 @@ class Endpoints:
             ordered.append(pool.pop(pick))
         return ordered
 
+    def _timeout_for(self, endpoint: Endpoint) -> httpx.Timeout:
+        """Seconds without a byte before giving up (the endpoint's own `timeout` if the
+        catalog has one); connecting gets at most CONNECT_TIMEOUT, so failover is quick."""
+        seconds = endpoint.timeout or self._timeout
+        return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT))
+
     def _client(self, endpoint: Endpoint, model: Model) -> tuple[AsyncInferenceClient, str | None]:
         """A client for one endpoint, with its own token only (never the server's by default)."""
-        token = endpoint_token(endpoint, self._environ)
+        timeout = self._timeout_for(endpoint)
         if endpoint.type == "local":
             target = self._local()
             if target is None:
                 raise ChatError(
                     "The embedded model is still starting. Try again in a moment.",
                     kind="unavailable",
+                    failover=True,
                 )
-            return AsyncInferenceClient(
-                base_url=target.base_url, api_key=target.token, timeout=REQUEST_TIMEOUT
-            ), None
+            client = AsyncInferenceClient(
+                base_url=target.base_url, api_key=target.token, timeout=timeout
+            )
+            return client, None
+        token = endpoint_token(endpoint, self._environ)
         if endpoint.type == "hf":
             client = AsyncInferenceClient(
-                provider=endpoint.provider, api_key=token, timeout=REQUEST_TIMEOUT
+                provider=endpoint.provider, api_key=token, timeout=timeout
             )
             return client, endpoint.model or model.id
         base_url = endpoint.url.rstrip("/") + "/v1" if endpoint.type == "tgi" else endpoint.base_url
-        # With no api_key the client would send the machine's own HF token to this server;
-        # it accepts no `False`, so an explicit placeholder stands in for "no token".
-        client = AsyncInferenceClient(
-            base_url=base_url, api_key=token or "none", timeout=REQUEST_TIMEOUT
-        )
-        served = endpoint.model if endpoint.type == "openai" else None
-        return client, served or (model.id if endpoint.type == "openai" else "tgi")
+        if token:
+            client = AsyncInferenceClient(base_url=base_url, api_key=token, timeout=timeout)
+        else:
+            # With no api_key the client sends the machine's own HF token to this server. A
+            # placeholder key stops that, and a None header drops the placeholder itself
+            # (huggingface_hub removes None-valued headers): no Authorization is sent at all.
+            client = AsyncInferenceClient(
+                base_url=base_url,
+                api_key="no-token",
+                headers={"authorization": None},  # type: ignore[dict-item]
+                timeout=timeout,
+            )
+        if endpoint.type == "openai":
+            return client, endpoint.model or model.id  # vLLM & co. need the served name
+        return client, "tgi"  # TGI serves one model and ignores the name
 
     async def stream(self, model: Model, messages: list[dict]) -> AsyncIterator[str]:
-        """Yield the answer's text pieces; raise `ChatError` when it cannot be had."""
+        """Yield the answer's text pieces; raise `ChatError` when it cannot be had.
+
+        Before the first piece, a failure worth it (`ChatError.failover`) moves on to the next
+        endpoint; after it, the error is raised and the caller keeps what it received.
+        """
         endpoints = self.order(model)
         if not endpoints:
             raise ChatError(
@@ -187,13 +310,14 @@ class Endpoints:
             params.pop("stop", None)
         last: ChatError | None = None
         for number, endpoint in enumerate(endpoints):
-            started = False
+            started = responded = False
             try:
                 client, served = self._client(endpoint, model)
                 async with client:
                     response = await client.chat_completion(
                         messages, model=served, stream=True, **params
                     )
+                    responded = True
                     async for chunk in response:
                         if not chunk.choices:
                             continue
@@ -201,16 +325,26 @@ class Endpoints:
                         if piece:
                             started = True
                             yield piece
+                if not started:
+                    raise ChatError(
+                        "The model sent back an empty answer. Try again, or rephrase your message.",
+                        kind="empty",
+                        failover=True,
+                    )
                 return
             except Exception as e:
-                error = to_chat_error(e, started=started)
+                error = to_chat_error(e, started=started, responded=responded)
+                http = getattr(e, "response", None) if isinstance(e, HfHubHTTPError) else None
                 log.warning(
-                    "model %s endpoint #%d (%s) failed: %s (%s)",
+                    "model %s endpoint #%d (%s, attempt %d) failed%s: %s (%s%s)",
                     model.id,
-                    number,
+                    next(i for i, x in enumerate(model.endpoints) if x is endpoint),
                     endpoint.type,
+                    number + 1,
+                    " mid-answer" if started else "",
                     error.kind,
                     type(e).__name__,
+                    f" HTTP {http.status_code}" if http is not None else "",
                 )
                 if started or not error.failover:
                     raise error from None

@@ -29,6 +29,15 @@ def build_messages(
         for m in history
         if m["role"] in ("user", "assistant") and m["content"]
     ]
+    # A failed answer leaves two user messages in a row; strict chat templates (Mistral,
+    # Llama 2, Gemma) refuse that, so consecutive turns of one role are joined.
+    merged: list[dict] = []
+    for m in turns:
+        if merged and merged[-1]["role"] == m["role"]:
+            merged[-1] = {**merged[-1], "content": merged[-1]["content"] + "\n\n" + m["content"]}
+        else:
+            merged.append(m)
+    turns = merged
     budget = context_window - max_tokens
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     budget -= sum(estimate_tokens(m["content"]) for m in system)

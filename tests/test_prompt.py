@@ -36,3 +36,13 @@ def test_a_single_huge_message_is_cut_not_refused():
     )
     assert len(out) == 1 and out[0]["content"].endswith("END")
     assert estimate_tokens(out[0]["content"]) <= 1024 - 256
+
+
+def test_turns_of_one_role_are_joined_for_strict_templates():
+    history = [
+        {"role": "user", "content": "first try"},
+        {"role": "assistant", "content": ""},  # the answer failed before any text
+        {"role": "user", "content": "second try"},
+    ]
+    out = build_messages(history, system_prompt="", context_window=4096, max_tokens=256)
+    assert out == [{"role": "user", "content": "first try\n\nsecond try"}]
