@@ -19,21 +19,18 @@ next authorization redirect back with `?error=...` instead (the person said no).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-import uvicorn
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from starlette.applications import Starlette
+from loopback import LoopbackServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -71,8 +68,10 @@ def _error(error: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=status)
 
 
-class OIDCProvider:
+class OIDCProvider(LoopbackServer):
     """Serves the endpoints above from a background thread; `url` is the issuer (no slash)."""
+
+    name = "OIDC provider"
 
     def __init__(
         self,
@@ -99,10 +98,7 @@ class OIDCProvider:
             Route("/oauth/jwks", self._jwks),
             Route("/api/whoami-v2", self._whoami),
         ]
-        options = {"log_level": "warning", "lifespan": "off", "timeout_graceful_shutdown": 1}
-        self._server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), **options))
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(routes)
 
     def login_as(self, sub: str, preferred_username: str, name: str = "") -> User:
         """Who the next authorizations log in as (until changed)."""
@@ -130,32 +126,6 @@ class OIDCProvider:
     def clear(self) -> None:
         with self._lock:
             self._log.clear()
-
-    @property
-    def url(self) -> str:
-        assert self._sock is not None, "provider not started"
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-
-    def __enter__(self) -> Self:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        serve = self._server.serve(sockets=[self._sock])
-        self._thread = threading.Thread(target=asyncio.run, args=(serve,), daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("OIDC provider did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
 
     async def _record(self, request: Request) -> dict[str, str]:
         form = {k: str(v) for k, v in (await request.form()).items()}

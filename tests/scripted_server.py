@@ -19,14 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
+from loopback import LoopbackServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -50,8 +48,10 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Serves `POST /v1/chat/completions` and `GET /health` from a background thread."""
+
+    name = "scripted server"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -63,14 +63,7 @@ class ScriptedServer:
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/health", self._health, methods=["GET"]),
         ]
-        app = Starlette(routes=routes)
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        super().__init__(routes)
 
     # -- steering -------------------------------------------------------------------------
 
@@ -101,46 +94,15 @@ class ScriptedServer:
     # -- lifecycle ------------------------------------------------------------------------
 
     @property
-    def port(self) -> int:
-        assert self._sock is not None, "server not started"
-        return int(self._sock.getsockname()[1])
-
-    @property
     def tgi_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
     @property
     def base_url(self) -> str:
         return f"{self.tgi_url}/v1"
 
-    def __enter__(self) -> Self:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("scripted server did not start")
-            time.sleep(0.01)
-        socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
-        return self
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        assert self._sock is not None
-        await self._server.serve(sockets=[self._sock])
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._loop.is_running():
-            # Streams still open end as a client disconnect would, without error logs.
-            self._loop.call_soon_threadsafe(self._close)
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
+    def _before_exit(self) -> None:
+        self._close()  # streams still open end as a client disconnect would, without errors
 
     # -- serving --------------------------------------------------------------------------
 
