@@ -70,5 +70,5 @@ def render_answer(text: str, notice: str = "", *, failed: bool = False) -> str:
     """An answer as shown in the chat: the text, then why it is incomplete, if it is."""
     if not notice:
         return text
-    mark = "⚠️" if failed else "⏹"
+    mark = "⚠️" if failed else "■"
     return f"{text}\n\n*{mark} {notice}*" if text else f"*{mark} {notice}*"

@@ -291,6 +291,7 @@ def _wire_chat(
             text = service.check_message(text)
         except ServiceError as e:
             gr.Warning(str(e))  # the text stays in the box: nothing is lost
+            yield gr.skip()  # a generator that yields nothing would blank every output
             return
         owner = owner_of(request)
         yield {view.message: ""}
@@ -300,6 +301,7 @@ def _wire_chat(
 
     async def retry(cid: str, history: list, request: gr.Request):
         if not cid:
+            yield gr.skip()
             return
         while history and history[-1]["role"] == "assistant":
             history = history[:-1]
