@@ -3,15 +3,17 @@
 Data model::
 
     <data_dir>/owners/<owner_key>/index.json              one row per conversation:
-                                                          id, title, model, created_at, updated_at
+                                                          id, title, model, created_at
     <data_dir>/owners/<owner_key>/conversations/<id>.json table "conversation" (the same row)
                                                           and table "messages": id, role, content,
                                                           created_at, model, incomplete, notice
 
 `owner_key` is a hash of the owner id, so the raw id (a cookie secret) is never on disk.
 Each file holds one conversation, so a write costs in proportion to that conversation, never
-to the whole store. Writes are atomic (temporary file, fsync, rename) and serialised per
-file, so a crash never leaves half a file and concurrent writers lose nothing.
+to the whole store. A conversation's `updated_at` is also its file's modification time, which
+the listing reads, so adding a message writes that one file and never the index. Writes are
+atomic (temporary file, fsync, rename) and serialised per file, so a crash never leaves half
+a file and concurrent writers lose nothing.
 
 Ownership: every function takes the owner, and `_conversation_file` is the one place that
 turns (owner, conversation id) into a file. A conversation of someone else is simply not
@@ -28,6 +30,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,43 +55,75 @@ class CorruptFile(Exception):
 
 
 class AtomicJSONStorage(Storage):
-    """TinyDB storage that writes a temporary file, fsyncs it, then renames it into place."""
+    """TinyDB storage that reads a file once, keeps TinyDB's changes in memory, and on
+    `flush()` writes them in one go: a temporary file, fsync, then a rename into place.
+
+    TinyDB rewrites the whole file for every table operation; buffering makes one `_open`
+    block (say, add a message and retitle the conversation) cost one read and one write."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._data: dict[str, Any] | None = None
+        self._dirty = False
 
     def read(self) -> dict[str, Any] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            raise CorruptFile(self.path) from None
-        if not isinstance(data, dict):
-            raise CorruptFile(self.path)
-        return data
+        if self._data is None:
+            try:
+                text = self.path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                raise CorruptFile(self.path) from None
+            if not isinstance(data, dict):
+                raise CorruptFile(self.path)
+            self._data = data
+        return self._data
 
     def write(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self._dirty = True
+
+    def flush(self, *, mtime_ns: int | None = None) -> None:
+        if not self._dirty or self._data is None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
+            json.dump(self._data, f, ensure_ascii=False, separators=(",", ":"))
             f.flush()
             os.fsync(f.fileno())
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, self.path)
+        self._dirty = False
 
     def close(self) -> None:
         pass
 
 
+def iso(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="microseconds")
+
+
 def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    return iso(time.time_ns())
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _ns_of(stamp: str | None) -> int:
+    """An ISO time as nanoseconds since the epoch (now, when missing or unreadable)."""
+    try:
+        when = dt.datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return time.time_ns()
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1e9)
 
 
 def title_from(text: str) -> str:
@@ -129,13 +164,16 @@ class History:
             return self._locks.setdefault(path, threading.RLock())
 
     @contextmanager
-    def _open(self, path: Path) -> Iterator[TinyDB]:
+    def _open(self, path: Path, *, stamp_ns: int | None = None) -> Iterator[TinyDB]:
+        """TinyDB on one file, under its lock; changes are written once, at the end.
+
+        A conversation file's modification time is its `updated_at` (`stamp_ns`): the listing
+        reads it from the file system, so adding a message never rewrites the index."""
         with self._lock(path):
             db = TinyDB(path, storage=AtomicJSONStorage)
-            try:
-                yield db
-            finally:
-                db.close()
+            yield db
+            db.storage.flush(mtime_ns=stamp_ns)
+            db.close()
 
     @contextmanager
     def _index(self, owner: str) -> Iterator[TinyDB]:
@@ -169,7 +207,8 @@ class History:
     # -- conversations ------------------------------------------------------------------
 
     def create_conversation(self, owner: str, *, model: str, title: str = "") -> dict:
-        stamp = now()
+        ns = time.time_ns()
+        stamp = iso(ns)
         row = {
             "id": new_id(),
             "title": title or "New chat",
@@ -178,7 +217,7 @@ class History:
             "updated_at": stamp,
         }
         path = self._owner_dir(owner) / "conversations" / f"{row['id']}.json"
-        with self._open(path) as db:
+        with self._open(path, stamp_ns=ns) as db:
             db.table("conversation").insert(row)
         with self._index(owner) as index:
             index.table("conversations").insert(row)
@@ -188,11 +227,16 @@ class History:
         """The owner's conversation summaries, most recently updated first."""
         with self._index(owner) as index:
             rows = index.table("conversations").all()
-        return sorted(
-            ({k: r.get(k) for k in _SUMMARY} for r in rows),
-            key=lambda r: r["updated_at"],
-            reverse=True,
-        )
+        folder = self._owner_dir(owner) / "conversations"
+        listed = []
+        for row in rows:
+            try:
+                ns = os.stat(folder / f"{row['id']}.json").st_mtime_ns
+            except FileNotFoundError:
+                continue  # deleted while we listed
+            listed.append((ns, {**{k: row.get(k) for k in _SUMMARY}, "updated_at": iso(ns)}))
+        listed.sort(key=lambda pair: pair[0], reverse=True)
+        return [summary for _, summary in listed]
 
     def get_conversation(self, owner: str, conversation_id: str) -> dict | None:
         """The conversation with its messages, or None when this owner has no such id."""
@@ -241,7 +285,8 @@ class History:
         path = self._conversation_file(owner, conversation_id)
         if path is None:
             return None
-        stamp = now()
+        ns = time.time_ns()
+        stamp = iso(ns)
         message = {
             "id": new_id(),
             "role": role,
@@ -252,14 +297,15 @@ class History:
             "notice": notice,
         }
         changes: dict[str, Any] = {"updated_at": stamp}
-        with self._open(path) as db:
+        with self._open(path, stamp_ns=ns) as db:
             db.table("messages").insert(message)
             conv = db.table("conversation")
             first = conv.all()[0] if conv.all() else {}
             if role == "user" and first.get("title") == "New chat":
                 changes["title"] = title_from(content)
             conv.update(changes)
-        self._update_index(owner, conversation_id, changes)
+        if "title" in changes:  # the index holds titles; recency comes from the file itself
+            self._update_index(owner, conversation_id, changes)
         return message
 
     def update_message(
@@ -270,11 +316,10 @@ class History:
         if path is None:
             return False
         allowed = {k: v for k, v in fields.items() if k in ("content", "incomplete", "notice")}
-        stamp = now()
-        with self._open(path) as db:
+        ns = time.time_ns()
+        with self._open(path, stamp_ns=ns) as db:
             done = db.table("messages").update(allowed, Query().id == message_id)
-            db.table("conversation").update({"updated_at": stamp})
-        self._update_index(owner, conversation_id, {"updated_at": stamp})
+            db.table("conversation").update({"updated_at": iso(ns)})
         return bool(done)
 
     def delete_message(self, owner: str, conversation_id: str, message_id: str) -> bool:
@@ -290,8 +335,9 @@ class History:
         path = self._conversation_file(owner, conversation_id)
         if path is None:
             return None
-        changes["updated_at"] = now()
-        with self._open(path) as db:
+        ns = time.time_ns()
+        changes["updated_at"] = iso(ns)
+        with self._open(path, stamp_ns=ns) as db:
             conv = db.table("conversation")
             conv.update(changes)
             row = conv.all()[0]
@@ -348,7 +394,7 @@ class History:
         if not _ID.match(cid) or self._conversation_file(owner, cid) is not None:
             return False
         path = self._owner_dir(owner) / "conversations" / f"{cid}.json"
-        with self._open(path) as db:
+        with self._open(path, stamp_ns=_ns_of(conversation.get("updated_at"))) as db:
             db.table("conversation").insert(conversation)
             db.table("messages").insert_multiple(messages)
         with self._index(owner) as index:

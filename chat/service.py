@@ -295,11 +295,8 @@ class ChatService:
                 context_window=model.context_window,
                 max_tokens=model.parameters.max_tokens or 512,
             )
-            answer = self.history.append_message(
-                owner.id, cid, role="assistant", content="", model=model.id, incomplete=True
-            )
             yield ChatUpdate(cid, "")
-            async for update in self._answer(owner, cid, answer["id"], model, prompt, stop):
+            async for update in self._answer(owner, cid, model, prompt, stop):
                 yield update
         finally:
             self._stops.pop(key, None)
@@ -308,14 +305,32 @@ class ChatService:
         self,
         owner: Owner,
         cid: str,
-        message_id: str,
         model: Model,
         prompt: list[dict],
         stop: asyncio.Event,
     ) -> AsyncIterator[ChatUpdate]:
         parts: list[str] = []
-        last_frame = last_save = 0.0
+        last_frame, last_save = 0.0, time.monotonic()
         notice, failed = "", False
+        saved: dict = {}  # the stored answer, once written
+
+        def save(**fields) -> None:
+            # The answer is first written after SAVE_EVERY seconds (or at its end), not before
+            # its first token: the disk stays out of the time to first token.
+            if "id" in saved:
+                self.history.update_message(owner.id, cid, saved["id"], **fields)
+            else:
+                saved.update(
+                    self.history.append_message(
+                        owner.id,
+                        cid,
+                        role="assistant",
+                        model=model.id,
+                        **{"content": "", "incomplete": True, **fields},
+                    )
+                    or {}
+                )
+
         stream = self.endpoints.stream(model, prompt)
         try:
             async for piece in stream:
@@ -329,15 +344,12 @@ class ChatService:
                     yield ChatUpdate(cid, "".join(parts))
                 if now - last_save >= SAVE_EVERY:
                     last_save = now
-                    self.history.update_message(owner.id, cid, message_id, content="".join(parts))
+                    save(content="".join(parts))
         except ChatError as e:
             notice, failed = str(e), True
         except (asyncio.CancelledError, GeneratorExit):
             # The page or client went away mid-answer: keep what was written.
-            self.history.update_message(
-                owner.id,
-                cid,
-                message_id,
+            save(
                 content="".join(parts),
                 incomplete=True,
                 notice="Interrupted: the page was closed before the answer ended.",
@@ -346,7 +358,5 @@ class ChatService:
         finally:
             await stream.aclose()
         text = "".join(parts)
-        self.history.update_message(
-            owner.id, cid, message_id, content=text, incomplete=bool(notice), notice=notice
-        )
+        save(content=text, incomplete=bool(notice), notice=notice)
         yield ChatUpdate(cid, text, done=True, notice=notice, failed=failed)
