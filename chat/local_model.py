@@ -39,11 +39,18 @@ def gguf_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
 
 
+def default_threads() -> int:
+    """One llama.cpp thread per core but one: the web server streaming the tokens needs a
+    core too, and llama.cpp threads that must share one slow every token (measured in
+    bench/local_model.py: on 2 cores, 2 threads through the app ran far below 1 thread)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 class LocalModel:
     """Starts, watches and stops the child process that serves the embedded model."""
 
     def __init__(self, *, threads: int = 0, startup_timeout: float = 120.0) -> None:
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or default_threads()
         self.token = secrets.token_urlsafe(32)  # only our own app may call the child
         self.port: int | None = None
         self.ready = threading.Event()
@@ -211,4 +218,4 @@ def _serve(threads: int) -> None:  # pragma: no cover - runs in the child proces
 
 if __name__ == "__main__":  # pragma: no cover
     threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 0
-    _serve(threads or os.cpu_count() or 1)
+    _serve(threads or default_threads())

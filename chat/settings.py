@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     cookie_partitioned: bool = True
     cookie_max_age_days: int = Field(400, ge=1)
-    local_threads: int = Field(0, ge=0)  # 0: one per core
+    local_threads: int = Field(0, ge=0)  # 0: one per core but one
     # Gradio's own variables name where the server listens (a Space sets 0.0.0.0).
     server_name: str = Field("127.0.0.1", validation_alias="GRADIO_SERVER_NAME")
     server_port: int = Field(7860, validation_alias="GRADIO_SERVER_PORT")
