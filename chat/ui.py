@@ -39,7 +39,7 @@ async () => {
   } catch (e) { return ""; }
   return "⚠️ **This browser blocks Parlor's cookie here**, so your history will not be kept. " +
          "[Open Parlor in a new tab](" + window.location.href.split("?")[0] +
-         "){target=_blank} to keep it.";
+         ") to keep it.";
 }
 """
 
@@ -169,9 +169,7 @@ def build_ui(
             confirm,
         )
         _wire_chat(service, owner_of, view, default.id, confirm_yes, confirm_no)
-        _wire_page(
-            demo, service, owner_of, view, sidebar, cookie_warning, account, data_panel
-        )
+        _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, data_panel)
         for trigger in (new_chat.click, chatbot.clear):  # clearing the chat starts a new one
             trigger(lambda: _fresh(view, default.id), outputs=view.all(), **PRIVATE)
     return demo
@@ -294,9 +292,11 @@ def _wire_chat(
             yield gr.skip()  # a generator that yields nothing would blank every output
             return
         owner = owner_of(request)
-        yield {view.message: ""}
         shown = [*history, {"role": "user", "content": text}]
+        cleared = False
         async for out in stream(service.send(owner, text, cid, model_id), shown, request):
+            if not cleared and view.chatbot in out:  # stored: only now may the box empty
+                out, cleared = {**out, view.message: ""}, True
             yield out
 
     async def retry(cid: str, history: list, request: gr.Request):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,12 +45,20 @@ class DataPanel:
             service.update_settings(owner_of(request), {service.SHARE: on})
             gr.Info("Sharing with model authors is on." if on else "Sharing is off.")
 
-        def export(request: gr.Request) -> gr.File:
+        exported = gr.State("")
+
+        def export(request: gr.Request):
             document = service.export(owner_of(request))
             folder = Path(tempfile.mkdtemp(prefix="parlor-export-"))
             path = folder / f"parlor-export-{document['exported_at'][:10]}.json"
             path.write_text(json.dumps(document, ensure_ascii=False, indent=1), "utf-8")
-            return gr.File(value=str(path), visible=True)
+            return {self.export_file: gr.File(value=str(path), visible=True), exported: str(folder)}
+
+        def forget_export(folder: str) -> None:
+            # Gradio has copied the file into its cache (emptied by `delete_cache`); the
+            # original would otherwise stay in the temporary directory for good.
+            if folder and Path(folder).name.startswith("parlor-export-"):
+                shutil.rmtree(folder, ignore_errors=True)
 
         def import_file(file: str | None, request: gr.Request):
             if not file:
@@ -75,7 +84,9 @@ class DataPanel:
                 self.confirm: gr.Row(visible=False),
             }
 
-        self.export.click(export, outputs=self.export_file, **PRIVATE)
+        self.export.click(export, outputs=[self.export_file, exported], **PRIVATE).then(
+            forget_export, inputs=exported, **PRIVATE
+        )
         self.upload.upload(import_file, inputs=self.upload, outputs=view_outputs, **PRIVATE)
         self.delete_all.click(lambda: gr.Row(visible=True), outputs=self.confirm, **PRIVATE)
         self.confirm_no.click(lambda: gr.Row(visible=False), outputs=self.confirm, **PRIVATE)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Frame, Locator, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = [
@@ -29,7 +29,8 @@ BROWSER_ARGS = [
 # (A proxy, not page.route(): routing every request through the driver slows pages down.)
 OFFLINE_ARGS = ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-LOOPBACK = re.compile(r"^(https?|wss?)://127\.0\.0\.1[:/]")
+# localhost too: the embedding journeys serve their host pages there (another site).
+LOOPBACK = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost)[:/]")
 FAILED = "⚠️"  # how the chat marks an answer that failed (chat/doors.py render_answer)
 TIMEOUT_MS = 30_000  # the embedded model on a busy 2-core machine
 
@@ -99,11 +100,17 @@ SETTLE_FRAME = "() => new Promise(r => setTimeout(() => requestAnimationFrame(()
 
 
 class Person:
-    """Someone with their own browser context (cookie jar) looking at the chat page."""
+    """Someone with their own browser context (cookie jar) looking at the chat page.
 
-    def __init__(self, browser: Browser, url: str, name: str) -> None:
+    With `frame` (a selector of an iframe), `url` is another site's page that embeds Parlor
+    in that iframe, and everything below reads and drives the chat inside the frame (`doc`).
+    """
+
+    def __init__(self, browser: Browser, url: str, name: str, frame: str | None = None) -> None:
         self.url = url
         self.name = name
+        self.frame = frame
+        self._frame: Frame | None = None
         self.context = browser.new_context(viewport={"width": 1280, "height": 800})
         self.context.set_default_timeout(TIMEOUT_MS)
         self.offsite: list[str] = []
@@ -113,6 +120,15 @@ class Person:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", self._seen)
 
+    def go_on_in(self, tab: Page) -> None:
+        """Carry on in another tab of this person (one a link opened); the old one closes."""
+        if tab is not self.page:
+            self.page.close()
+        self.page = tab
+        self._frame = None
+        tab.on("pageerror", lambda e: self.errors.append(str(e)))
+        tab.on("request", self._seen)
+
     def _seen(self, request) -> None:
         if not LOOPBACK.match(request.url) and not request.url.startswith(("data:", "blob:")):
             self.offsite.append(request.url)
@@ -120,31 +136,41 @@ class Person:
     # -- parts of the page --------------------------------------------------------------
 
     @property
+    def doc(self) -> Page | Frame:
+        """Where the chat is drawn: the tab, or the iframe named by `frame` (found again after
+        the host page reloads)."""
+        if self.frame is None:
+            return self.page
+        if self._frame is None or self._frame.is_detached():
+            self._frame = self.page.locator(self.frame).element_handle().content_frame()
+        return self._frame
+
+    @property
     def box(self) -> Locator:
-        return self.page.locator("#message textarea")
+        return self.doc.locator("#message textarea")
 
     @property
     def send_button(self) -> Locator:
-        return self.page.locator("#send")
+        return self.doc.locator("#send")
 
     @property
     def stop_button(self) -> Locator:
-        return self.page.locator("#stop")
+        return self.doc.locator("#stop")
 
     @property
     def bubbles(self) -> Locator:
-        return self.page.locator('#chatbot [data-testid="user"], #chatbot [data-testid="bot"]')
+        return self.doc.locator('#chatbot [data-testid="user"], #chatbot [data-testid="bot"]')
 
     @property
     def answers(self) -> Locator:
-        return self.page.locator('#chatbot [data-testid="bot"]')
+        return self.doc.locator('#chatbot [data-testid="bot"]')
 
     @property
     def entries(self) -> Locator:
-        return self.page.locator("#conversations label")
+        return self.doc.locator("#conversations label")
 
     def entry(self, title: str) -> Locator:
-        return self.entries.filter(has=self.page.get_by_text(title, exact=True))
+        return self.entries.filter(has=self.doc.get_by_text(title, exact=True))
 
     # -- what the person sees -----------------------------------------------------------
 
@@ -164,13 +190,13 @@ class Person:
     def selected(self) -> list[str]:
         """The titles marked as open in the sidebar (one, or none)."""
         return [
-            t.strip() for t in self.page.locator("#conversations label.selected").all_inner_texts()
+            t.strip() for t in self.doc.locator("#conversations label.selected").all_inner_texts()
         ]
 
     # -- waiting --------------------------------------------------------------------------
 
     def queue(self) -> dict:
-        return self.page.evaluate("() => ({...window.__queue})")
+        return self.doc.evaluate("() => ({...window.__queue})")
 
     def settle(self, joined: int = 0, timeout: float = TIMEOUT_MS / 1000) -> None:
         """Wait until Gradio has run at least `joined` events and none is still running."""
@@ -179,7 +205,7 @@ class Person:
             q = self.queue()
             if q["joined"] >= max(joined, 1) and q["completed"] >= q["joined"]:
                 # Gradio applies a message in a task of its own (setTimeout 0): let it run.
-                self.page.evaluate(SETTLE_FRAME)
+                self.doc.evaluate(SETTLE_FRAME)
                 return
             self.page.wait_for_timeout(20)
         raise AssertionError(f"the Gradio queue did not settle: {self.queue()} (want {joined})")
@@ -230,14 +256,14 @@ class Person:
         self.settle(before + 1)
 
     def new_chat(self) -> None:
-        self.click_and_settle(self.page.locator("#new-chat"))
+        self.click_and_settle(self.doc.locator("#new-chat"))
 
     def open_conversation(self, title: str) -> None:
         self.click_and_settle(self.entry(title))
 
     def wait_first_words(self) -> str:
         """Wait (checking every frame) until the answer being written shows some text."""
-        self.page.wait_for_function(
+        self.doc.wait_for_function(
             """() => {
                 const answers = document.querySelectorAll('#chatbot [data-testid="bot"]');
                 return answers.length && answers[answers.length - 1].innerText.trim() !== "";
@@ -247,16 +273,17 @@ class Person:
         return self.answers.last.inner_text().strip()
 
     def watch_stream(self) -> None:
-        self.page.evaluate(STREAM_PROBE)
+        self.doc.evaluate(STREAM_PROBE)
 
     def stream_samples(self) -> list[dict]:
-        return self.page.evaluate("() => window.__samples")
+        return self.doc.evaluate("() => window.__samples")
 
     def close(self, shot: Path) -> list[str]:
         """Screenshot the end state, close; returns what went wrong in the page, if anything."""
         problems = []
         try:
-            self.page.screenshot(path=str(shot), full_page=True)
+            # Chromium may paint a cross-site frame blank in a full-page shot: the viewport.
+            self.page.screenshot(path=str(shot), full_page=self.frame is None)
         except Exception as e:  # a screenshot must never hide the test's own failure
             problems.append(f"screenshot failed: {e}")
         self.context.close()
@@ -278,13 +305,14 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def people(browser: Browser, request: pytest.FixtureRequest):
-    """`people(url)` opens a new person (a fresh context); each one's end state is saved
+    """`people(url)` opens a new person (a fresh context), `people(url, frame="#id")` one who
+    sees Parlor in that iframe of the page at `url`; each one's end state is saved
     as tests/artifacts/<test>[-n].png, and a page error or an off-machine request fails."""
     ARTIFACTS.mkdir(exist_ok=True)
     opened: list[Person] = []
 
-    def person(url: str) -> Person:
-        p = Person(browser, url, name=f"person {len(opened) + 1}")
+    def person(url: str, frame: str | None = None) -> Person:
+        p = Person(browser, url, name=f"person {len(opened) + 1}", frame=frame)
         opened.append(p)
         return p
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from apprunner import RunningApp
+from browser import browser, people  # noqa: F401 - fixtures: one Chromium for the session
 
 
 @pytest.fixture(scope="session")

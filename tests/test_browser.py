@@ -17,9 +17,6 @@ from apprunner import TEST_MODELS, RunningApp
 from browser import Person
 from playwright.sync_api import expect
 
-browser = chromium.browser  # fixture: one headless Chromium for the session
-people = chromium.people  # fixture: people(url) -> a new person (a fresh browser context)
-
 EMPTY_CHAT = "Ask anything."  # the chat's placeholder, shown while it has no messages
 MODEL_NAME = "SmolLM2 135M · runs on this machine"  # tests/models-test.yaml
 
