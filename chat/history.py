@@ -181,7 +181,7 @@ class History:
         with self._lock(path):
             try:
                 with self._open(path) as db:
-                    db.table("conversations").all()  # read now, to find damage early
+                    db.storage.read()  # read now, to find damage early
                     yield db
                     return
             except CorruptFile:
@@ -227,11 +227,11 @@ class History:
         """The owner's conversation summaries, most recently updated first."""
         with self._index(owner) as index:
             rows = index.table("conversations").all()
-        folder = self._owner_dir(owner) / "conversations"
+        folder = f"{self._owner_dir(owner)}/conversations/"  # str: pathlib costs 10 µs a join
         listed = []
         for row in rows:
             try:
-                ns = os.stat(folder / f"{row['id']}.json").st_mtime_ns
+                ns = os.stat(f"{folder}{row['id']}.json").st_mtime_ns
             except FileNotFoundError:
                 continue  # deleted while we listed
             listed.append((ns, {**{k: row.get(k) for k in _SUMMARY}, "updated_at": iso(ns)}))
