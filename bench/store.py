@@ -1,0 +1,185 @@
+"""Target 4: the conversation store (chat.history.History) as it grows.
+
+On a temporary directory (same disk as the data would be), with the real fsync:
+- appending a message and listing conversations for an owner with 10 vs 1,000 of them
+  (ratio ≤ 1.5), and listing 1,000 conversations in ≤ 20 ms;
+- the same two operations for an owner with 10 conversations when the store holds 10 vs
+  10,000 other owners (must not grow: ratio ≤ 1.2, what noise allows).
+Fixtures are written through History itself, in two worker processes, with fsync skipped
+while building them only (then `sync`, so their writeback is not charged to the timings).
+
+    python -m bench.store
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bench.common import ROOT, Figure, Report, cli, median
+from chat.history import History
+
+OPS = 100  # timed operations per figure
+SMALL, LARGE = 10, 1_000
+FEW_OWNERS, MANY_OWNERS = 10, 10_000
+GROWTH_LIMIT = 1.5
+FLAT_LIMIT = 1.2
+LIST_MS = 20.0
+
+
+@contextlib.contextmanager
+def no_fsync() -> Iterator[None]:
+    real = os.fsync
+    os.fsync = lambda fd: None
+    try:
+        yield
+    finally:
+        os.fsync = real
+
+
+def fill(root: Path, owner: str, conversations: int) -> list[str]:
+    """`conversations` new conversations for `owner` (titled, as after a first message)."""
+    history = History(root)
+    with no_fsync():
+        return [
+            history.create_conversation(owner, model="bench", title=f"Question {n}")["id"]
+            for n in range(conversations)
+        ]
+
+
+def fill_others(root: Path, first: int, last: int) -> None:
+    for n in range(first, last):
+        fill(root, f"other-{n}", 1)
+
+
+def paired(a: Callable[[], object], b: Callable[[], object], ops: int = OPS) -> tuple[float, float]:
+    """Median milliseconds of `a` and of `b`, timed in alternation (ABBA...) so that drift
+    and the disk's moods hit both alike; two untimed calls of each first."""
+    for fn in (a, b, a, b):
+        fn()
+    times: tuple[list[float], list[float]] = ([], [])
+    for n in range(ops):
+        for which in (0, 1) if n % 2 == 0 else (1, 0):
+            fn = (a, b)[which]
+            t = time.perf_counter()
+            fn()
+            times[which].append((time.perf_counter() - t) * 1000)
+    return median(times[0]), median(times[1])
+
+
+def compare(
+    h_a: History, owner_a: str, ids_a: list[str], h_b: History, owner_b: str, ids_b: list[str]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((append A, append B), (list A, list B))."""
+    rng = random.Random(7)
+
+    def appender(h: History, owner: str, ids: list[str]) -> Callable[[], object]:
+        return lambda: h.append_message(owner, rng.choice(ids), role="user", content="One more?")
+
+    appends = paired(appender(h_a, owner_a, ids_a), appender(h_b, owner_b, ids_b))
+    lists = paired(lambda: h_a.list_conversations(owner_a), lambda: h_b.list_conversations(owner_b))
+    return appends, lists
+
+
+def run(report: Report) -> None:
+    # Where the data would live: the repo's disk, not a tmpfs.
+    base = ROOT / "bench" / "out"
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="store-", dir=base) as tmp:
+        root, few_root, many_root = Path(tmp) / "a", Path(tmp) / "few", Path(tmp) / "many"
+        started = time.perf_counter()
+        with ProcessPoolExecutor(2) as pool:
+            large = pool.submit(fill, root, "owner-large", LARGE)
+            half = MANY_OWNERS // 2
+            others = [
+                pool.submit(fill_others, many_root, 0, half),
+                pool.submit(fill_others, many_root, half, MANY_OWNERS),
+            ]
+            small_ids = fill(root, "owner-small", SMALL)
+            fill_others(few_root, 0, FEW_OWNERS)
+            few_ids = fill(few_root, "me", SMALL)
+            large_ids = large.result()
+            for job in others:
+                job.result()
+        many_ids = fill(many_root, "me", SMALL)
+        os.sync()
+        print(
+            f"    built owners of {SMALL} and {LARGE:,} conversations, and stores with "
+            f"{FEW_OWNERS} and {MANY_OWNERS:,} other owners, in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        history = History(root)
+        (a_small, a_large), (l_small, l_large) = compare(
+            history, "owner-small", small_ids, history, "owner-large", large_ids
+        )
+        report.add(
+            Figure(
+                f"append a message, owner with {LARGE:,} conversations",
+                a_large,
+                "ms",
+                baseline=a_small,
+                baseline_name=f"owner with {SMALL}",
+                target=f"ratio ≤ {GROWTH_LIMIT}",
+                met=a_large / a_small <= GROWTH_LIMIT,
+                note=f"median of {OPS}",
+            )
+        )
+        report.add(
+            Figure(
+                f"list conversations, owner with {LARGE:,} conversations",
+                l_large,
+                "ms",
+                baseline=l_small,
+                baseline_name=f"owner with {SMALL}",
+                target=f"ratio ≤ {GROWTH_LIMIT}",
+                met=l_large / l_small <= GROWTH_LIMIT,
+                note=f"median of {OPS}; returns {LARGE:,} rows vs {SMALL}",
+            )
+        )
+        report.add(
+            Figure(
+                f"list {LARGE:,} conversations",
+                l_large,
+                "ms",
+                target=f"≤ {LIST_MS:g} ms",
+                met=l_large <= LIST_MS,
+                note=f"median of {OPS}",
+            )
+        )
+
+        few, many = History(few_root), History(many_root)
+        (a_few, a_many), (l_few, l_many) = compare(few, "me", few_ids, many, "me", many_ids)
+        for op, value, base_value in (
+            ("append a message", a_many, a_few),
+            ("list conversations", l_many, l_few),
+        ):
+            report.add(
+                Figure(
+                    f"{op}, store with {MANY_OWNERS:,} other owners",
+                    value,
+                    "ms",
+                    baseline=base_value,
+                    baseline_name=f"{FEW_OWNERS} other owners",
+                    target=f"ratio ≤ {FLAT_LIMIT} (no growth)",
+                    met=value / base_value <= FLAT_LIMIT,
+                    note=f"median of {OPS}; the owner has {SMALL} conversations",
+                )
+            )
+
+
+def main() -> None:
+    args = cli(__doc__.splitlines()[0])
+    report = Report("store", "conversation store scaling (target 4)")
+    run(report)
+    report.save(args.json)
+
+
+if __name__ == "__main__":
+    main()
