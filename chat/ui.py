@@ -25,12 +25,15 @@ CSS = """
 #banner p, #cookie-warning p { border-left: 4px solid #f59e0b; padding: .4rem .8rem;
   background: #fffbeb; margin: 0; }
 .parlor-links { font-size: .9rem; }
+/* In a frame, Gradio's login cookie is blocked: sign-in happens in a tab of its own. */
+.parlor-framed #login, body:not(.parlor-framed) #login-in-tab { display: none !important; }
 """
 
 # Tells the person when this browser refuses the session cookie (e.g. third-party cookies
 # blocked in an iframe), instead of silently losing their history.
 COOKIE_CHECK_JS = """
 async () => {
+  if (window.self !== window.top) document.body.classList.add("parlor-framed");
   const ask = () => fetch("session/check", {credentials: "include"}).then(r => r.json());
   try {
     await ask();
@@ -104,6 +107,10 @@ def build_ui(
             account = gr.Markdown("", elem_id="account")
             if login:
                 gr.LoginButton("Sign in with Hugging Face", elem_id="login")
+                gr.Markdown(  # shown instead of the button inside a frame (see CSS)
+                    "[Sign in with Hugging Face](login/huggingface) (opens a new tab)",
+                    elem_id="login-in-tab",
+                )
             new_chat = gr.Button("+ New chat", variant="primary", elem_id="new-chat")
             conversations = gr.Radio(
                 choices=[], label="Conversations", elem_id="conversations", container=False

@@ -149,3 +149,28 @@ def test_space_without_volume_warns_about_ephemeral_history(space):
     assert "ephemeral disk" in space.log()
     page = Browser(space).http.get(space.url + "config").text
     assert "wiped when it restarts" in page
+
+
+def test_sign_in_opens_a_tab_of_its_own_inside_a_frame(space, browser):
+    """In a frame the login cookie is blocked, so the button gives way to a new-tab link."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(space.url)
+        expect(page.locator("#message textarea")).to_be_visible(timeout=30_000)
+        expect(page.locator("#login")).to_be_visible()
+        expect(page.locator("#login-in-tab")).to_be_hidden()
+
+        page.set_content(f'<iframe id="parlor" src="{space.url}" width="1100" height="700">')
+        frame = page.frame_locator("#parlor")
+        expect(frame.locator("#message textarea")).to_be_visible(timeout=30_000)
+        link = frame.locator("#login-in-tab a")
+        expect(link).to_be_visible(timeout=10_000)
+        expect(frame.locator("#login")).to_be_hidden()
+        assert link.get_attribute("href").endswith("login/huggingface")
+        assert link.get_attribute("target") == "_blank"
+        page.screenshot(path="tests/artifacts/test_sign_in_in_a_frame.png")
+    finally:
+        context.close()

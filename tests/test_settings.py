@@ -1,0 +1,42 @@
+"""Settings from the environment, and what a Space changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import chat.settings as settings_module
+from chat.settings import Settings
+
+
+@pytest.fixture
+def volume(tmp_path, monkeypatch) -> Path:
+    mount = tmp_path / "bucket"
+    mount.mkdir()
+    monkeypatch.setattr(settings_module, "SPACE_VOLUME", mount)
+    for var in ("SPACE_ID", "SPACE_HOST", "PARLOR_DATA_DIR", "SYSTEM"):
+        monkeypatch.delenv(var, raising=False)
+    return mount
+
+
+def test_a_space_keeps_history_on_its_mounted_volume(volume, monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/parlor")
+    monkeypatch.setenv("SPACE_HOST", "someone-parlor.hf.space")
+    s = Settings()
+    assert s.data_dir == volume and not s.ephemeral_storage
+    assert s.public_url == "https://someone-parlor.hf.space"
+    assert s.feedback_link == "https://huggingface.co/spaces/someone/parlor/discussions"
+
+
+def test_a_space_without_a_volume_is_ephemeral(volume, monkeypatch, tmp_path):
+    monkeypatch.setenv("SPACE_ID", "someone/parlor")
+    volume.rmdir()
+    assert Settings().ephemeral_storage
+    monkeypatch.setenv("PARLOR_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert Settings().ephemeral_storage, "a data dir off the volume is wiped too"
+
+
+def test_not_a_space(volume):
+    s = Settings()
+    assert s.data_dir == Path("data") and not s.ephemeral_storage and not s.login_enabled
