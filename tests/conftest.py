@@ -11,3 +11,10 @@ def app(tmp_path_factory):
     running = RunningApp(tmp_path_factory.mktemp("shared") / "data").wait_ready()
     yield running
     running.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that use the browser last: Playwright's sync API keeps an event loop
+    running on the main thread while the session's Chromium is open, and tests that call
+    asyncio.run() cannot run beside it."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))

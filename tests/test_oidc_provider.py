@@ -298,36 +298,19 @@ def test_api_token_is_resolved_through_whoami(op: OIDCProvider, app: App) -> Non
     assert Client(app.url, verbose=False).predict(api_name="/caller") == {}
 
 
-def test_browser_login_button(op: OIDCProvider, app: App) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("no Chromium at /usr/bin/chromium")
+def test_browser_login_button(op: OIDCProvider, app: App, browser) -> None:
     op.login_as(sub="u-456", preferred_username="dora", name="Dora")
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-    ]
-    with playwright.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
-        try:
-            context = chromium.new_context()
-            page = context.new_page()
-            page.goto(app.url + "/")
-            page.get_by_text("Hello stranger").wait_for()
-            page.get_by_role("button", name="Sign in with Hugging Face").click()
-            page.get_by_text("Hello Dora (u-456)").wait_for()
-            cookie = next(c for c in context.cookies() if c["name"] == "session")
-            assert (cookie["secure"], cookie["sameSite"], cookie["httpOnly"]) == (
-                True,
-                "None",
-                True,
-            )
-            page.get_by_role("button", name="Logout (dora)").click()
-            page.get_by_text("Hello stranger").wait_for()
-            page.get_by_role("button", name="Sign in with Hugging Face").wait_for()
-        finally:
-            chromium.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(app.url + "/")
+        page.get_by_text("Hello stranger").wait_for()
+        page.get_by_role("button", name="Sign in with Hugging Face").click()
+        page.get_by_text("Hello Dora (u-456)").wait_for()
+        cookie = next(c for c in context.cookies() if c["name"] == "session")
+        assert (cookie["secure"], cookie["sameSite"], cookie["httpOnly"]) == (True, "None", True)
+        page.get_by_role("button", name="Logout (dora)").click()
+        page.get_by_text("Hello stranger").wait_for()
+        page.get_by_role("button", name="Sign in with Hugging Face").wait_for()
+    finally:
+        context.close()
