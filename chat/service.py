@@ -7,6 +7,7 @@ owner. Failures a person should see are `ServiceError`s with a message written f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -295,7 +296,6 @@ class ChatService:
                 context_window=model.context_window,
                 max_tokens=model.parameters.max_tokens or 512,
             )
-            yield ChatUpdate(cid, "")
             async for update in self._answer(owner, cid, model, prompt, stop):
                 yield update
         finally:
@@ -332,8 +332,12 @@ class ChatService:
                 )
 
         stream = self.endpoints.stream(model, prompt)
+        # The request to the model leaves now, while the empty first frame goes through
+        # Gradio (and the page's updates), instead of after it.
+        head = asyncio.ensure_future(anext(stream, None))
         try:
-            async for piece in stream:
+            yield ChatUpdate(cid, "")
+            async for piece in _after(head, stream):
                 parts.append(piece)
                 if stop.is_set():
                     notice = "Stopped."
@@ -356,7 +360,21 @@ class ChatService:
             )
             raise
         finally:
+            if not head.done():
+                head.cancel()
+                with contextlib.suppress(BaseException):
+                    await head
             await stream.aclose()
         text = "".join(parts)
         save(content=text, incomplete=bool(notice), notice=notice)
         yield ChatUpdate(cid, text, done=True, notice=notice, failed=failed)
+
+
+async def _after(head: asyncio.Future, stream: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The pieces of `stream`, whose first one `head` is already fetching."""
+    first = await head
+    if first is None:
+        return
+    yield first
+    async for piece in stream:
+        yield piece
