@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from apprunner import RunningApp, free_port  # noqa: E402
+from apprunner import RunningApp, children_of, free_port  # noqa: E402, F401 - children_of: for bench.startup
 from scripted_server import ScriptedServer  # noqa: E402, F401 - re-exported for bench.scripted
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -186,18 +186,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-def children_of(pid: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 def machine_busy() -> tuple[float, float]:

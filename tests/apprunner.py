@@ -21,6 +21,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def children_of(pid: int) -> list[int]:
+    """Pids of the processes whose parent is `pid` (read from /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 class RunningApp:
     """One `python app.py` process; `url` once `/healthz` answers 200."""
 
@@ -66,15 +79,7 @@ class RunningApp:
 
     def children(self) -> list[int]:
         """Pids of processes whose parent is the app (the embedded model)."""
-        pids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.proc.pid:
-                pids.append(int(stat.parent.name))
-        return pids
+        return children_of(self.proc.pid)
 
     def log(self) -> str:
         if not self._log.closed:

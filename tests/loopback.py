@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from typing import Self
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -19,6 +19,8 @@ class LoopbackServer:
     name = "test server"
 
     def __init__(self, routes: list[Route]) -> None:
+        self._lock = threading.Lock()  # guards the log, and any state a subclass keeps
+        self._log: list[dict[str, Any]] = []
         config = uvicorn.Config(
             Starlette(routes=routes),
             log_level="warning",
@@ -30,6 +32,20 @@ class LoopbackServer:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request the server received (each subclass says what it records); a copy."""
+        with self._lock:
+            return list(self._log)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def _remember(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._log.append(entry)
 
     @property
     def port(self) -> int:

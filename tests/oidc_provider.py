@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -71,7 +70,7 @@ def _error(error: str, status: int = 400) -> JSONResponse:
 class OIDCProvider(LoopbackServer):
     """Serves the endpoints above from a background thread; `url` is the issuer (no slash)."""
 
-    name = "OIDC provider"
+    name = "OIDC provider"  # `requests`: {"method", "path", "query", "headers", "form"}
 
     def __init__(
         self,
@@ -84,8 +83,6 @@ class OIDCProvider(LoopbackServer):
         self.client_secret = client_secret
         self.expires_in = expires_in
         self._key = RSAKey.generate_key(2048, parameters={"kid": "op-1", "use": "sig"})
-        self._lock = threading.Lock()
-        self._log: list[dict[str, Any]] = []
         self._user = User("u-123", "alice", "Alice")
         self._fail: str | None = None
         self._codes: dict[str, _Grant] = {}
@@ -117,22 +114,11 @@ class OIDCProvider(LoopbackServer):
             self._tokens[token] = (user, "openid profile")
         return token
 
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """Every request: {"method", "path", "query", "headers" (lower-case), "form"}; a copy."""
-        with self._lock:
-            return list(self._log)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._log.clear()
-
     async def _record(self, request: Request) -> dict[str, str]:
         form = {k: str(v) for k, v in (await request.form()).items()}
         query, headers = dict(request.query_params), dict(request.headers)
         entry = {"method": request.method, "path": request.url.path, "query": query}
-        with self._lock:
-            self._log.append({**entry, "headers": headers, "form": form})
+        self._remember({**entry, "headers": headers, "form": form})
         return form
 
     def _claims(self, user: User, scope: str) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -51,11 +50,9 @@ def _last_user_text(body: dict[str, Any]) -> str:
 class ScriptedServer(LoopbackServer):
     """Serves `POST /v1/chat/completions` and `GET /health` from a background thread."""
 
-    name = "scripted server"
+    name = "scripted server"  # `requests`: {"path", "headers" (lower-case keys), "body"}
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._log: list[dict[str, Any]] = []
         self._default: Script = ("tokens", {})
         self._by_model: dict[str, Script] = {}
         self._count = 0
@@ -81,16 +78,6 @@ class ScriptedServer(LoopbackServer):
             raise ValueError(f"unknown scenario {scenario!r}; one of {sorted(SCENARIOS)}")
         return scenario, dict(options)
 
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """Every request received: {"path", "headers" (lower-case keys), "body"}; a copy."""
-        with self._lock:
-            return list(self._log)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._log.clear()
-
     # -- lifecycle ------------------------------------------------------------------------
 
     @property
@@ -112,8 +99,7 @@ class ScriptedServer(LoopbackServer):
 
     def _record(self, request: Request, body: Any) -> None:
         entry = {"path": request.url.path, "headers": dict(request.headers), "body": body}
-        with self._lock:
-            self._log.append(entry)
+        self._remember(entry)
 
     def _close(self, client: tuple[Any, ...] | None = None) -> None:
         """Close `client`'s connection (or all) abruptly, as a broken network would."""
