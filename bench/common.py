@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import inspect
 import json
 import os
 import platform
@@ -152,6 +153,17 @@ def cli(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     return parser.parse_args()
+
+
+def bench_main(doc: str, name: str, title: str, run: Callable[[Report], Any]) -> None:
+    """The command line of one benchmark: run it (a coroutine is run to its end), print its
+    figures as they come, and with `--json FILE` also save them."""
+    args = cli(doc.splitlines()[0])
+    report = Report(name, title)
+    outcome = run(report)
+    if inspect.isawaitable(outcome):
+        asyncio.run(outcome)
+    report.save(args.json)
 
 
 # -- statistics ---------------------------------------------------------------------------

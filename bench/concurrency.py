@@ -22,8 +22,8 @@ from bench.common import (
     Report,
     ScriptedProcess,
     Stream,
+    bench_main,
     both_apps,
-    cli,
     cpu_seconds,
     http_client,
     last_token,
@@ -190,10 +190,7 @@ async def run(report: Report) -> None:
 
 
 def main() -> None:
-    args = cli(__doc__.splitlines()[0])
-    report = Report("concurrency", "200 simultaneous chats at 10 tokens/s (target 3)")
-    asyncio.run(run(report))
-    report.save(args.json)
+    bench_main(__doc__, "concurrency", "200 simultaneous chats at 10 tokens/s (target 3)", run)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from bench.common import (
     Figure,
     Report,
     ScriptedProcess,
+    bench_main,
     both_apps,
-    cli,
     cpu_seconds,
     last_token,
     median,
@@ -136,10 +136,7 @@ async def run(report: Report) -> None:
 
 
 def main() -> None:
-    args = cli(__doc__.splitlines()[0])
-    report = Report("cpu_per_token", "server CPU per streamed token (target 1)")
-    asyncio.run(run(report))
-    report.save(args.json)
+    bench_main(__doc__, "cpu_per_token", "server CPU per streamed token (target 1)", run)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from bench.common import (
     Figure,
     Report,
     RunningApp,
+    bench_main,
     call_api,
-    cli,
     http_client,
     median,
     workdir,
@@ -181,10 +181,7 @@ def run(report: Report) -> None:
 
 
 def main() -> None:
-    args = cli(__doc__.splitlines()[0])
-    report = Report("local_model", "embedded model tokens/s (target 5)")
-    run(report)
-    report.save(args.json)
+    bench_main(__doc__, "local_model", "embedded model tokens/s (target 5)", run)
 
 
 if __name__ == "__main__":

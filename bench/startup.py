@@ -20,9 +20,9 @@ from bench.common import (
     Figure,
     Report,
     RunningApp,
+    bench_main,
     bench_models_yaml,
     children_of,
-    cli,
     median,
     rss_bytes,
     wait_http,
@@ -113,10 +113,7 @@ def run(report: Report) -> None:
 
 
 def main() -> None:
-    args = cli(__doc__.splitlines()[0])
-    report = Report("startup", "start-up time and memory at rest (target 6)")
-    run(report)
-    report.save(args.json)
+    bench_main(__doc__, "startup", "start-up time and memory at rest (target 6)", run)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench.common import ROOT, Figure, Report, cli, median
+from bench.common import ROOT, Figure, Report, bench_main, median
 from chat.history import History
 
 OPS = 100  # timed operations per figure
@@ -175,10 +175,7 @@ def run(report: Report) -> None:
 
 
 def main() -> None:
-    args = cli(__doc__.splitlines()[0])
-    report = Report("store", "conversation store scaling (target 4)")
-    run(report)
-    report.save(args.json)
+    bench_main(__doc__, "store", "conversation store scaling (target 4)", run)
 
 
 if __name__ == "__main__":

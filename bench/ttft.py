@@ -13,15 +13,13 @@ Requests alternate between the apps, one at a time, on one scripted server.
 
 from __future__ import annotations
 
-import asyncio
-
 from bench.common import (
     ChatDriver,
     Figure,
     Report,
     ScriptedProcess,
+    bench_main,
     both_apps,
-    cli,
     median,
     pct,
     tokens_script,
@@ -75,10 +73,7 @@ async def run(report: Report) -> None:
 
 
 def main() -> None:
-    args = cli(__doc__.splitlines()[0])
-    report = Report("ttft", "time to first token (target 2)")
-    asyncio.run(run(report))
-    report.save(args.json)
+    bench_main(__doc__, "ttft", "time to first token (target 2)", run)
 
 
 if __name__ == "__main__":
