@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
+import sys
 
 import gradio as gr
 import uvicorn
@@ -31,11 +33,21 @@ log = logging.getLogger("parlor.server")
 MAX_CONCURRENT_JOBS = 1000
 
 
+def _skip_absent_matplotlib() -> None:
+    """Gradio tries `import matplotlib` twice per step of every event, streamed frames
+    included (gradio/utils.py MatplotlibBackendMananger, entered by route_utils.
+    call_process_api); when it is not installed each try searches sys.path again (~5% of the
+    server's CPU while streaming). A None entry in sys.modules makes the failure immediate."""
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+
 def create_app(
     settings: Settings, catalog: Catalog, environ: dict[str, str] | None = None
 ) -> FastAPI:
     """Wire settings, store, endpoints, service, UI and API into one ASGI app."""
     environ = dict(os.environ if environ is None else environ)
+    _skip_absent_matplotlib()
     local = LocalModel(threads=settings.local_threads) if catalog.uses_local() else None
 
     def local_target() -> LocalTarget | None:

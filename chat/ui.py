@@ -262,48 +262,61 @@ def _wire_chat(
             view.confirm: gr.Row(visible=False),
         }
 
-    async def stream(
-        updates: AsyncIterator[ChatUpdate], shown: list, request: gr.Request
-    ) -> AsyncIterator[dict]:
-        shown = [*shown, {"role": "assistant", "content": ""}]
-        first = True
+    # The answer streams into [chatbot, conversation_id, sent] only, already in the chatbot's
+    # wire format (postprocess=False). Gradio rebuilds every output a frame leaves as
+    # gr.skip() (a new component and two configs, Blocks.postprocess_data) and postprocesses
+    # the whole chat in a worker thread, on every frame: with the whole view as outputs that
+    # was most of the server's CPU per token. Box, buttons and listing change around it.
+    pending = gr.State("")  # the message being sent
+    sent = gr.State(False)  # whether it was stored (else finish() gives it back to the box)
+
+    def start(text: str) -> dict:
+        out: dict = {pending: text, sent: False}
+        try:
+            service.check_message(text)
+        except ServiceError:
+            return out  # respond() says why; the text stays in the box
+        return {
+            **out,
+            view.message: "",
+            view.model: gr.Dropdown(interactive=False),
+            view.send: gr.Button(visible=False),
+            view.stop: gr.Button(visible=True),
+        }
+
+    def finish(cid: str, text: str, stored: bool, request: gr.Request) -> dict:
+        return {
+            view.message: gr.skip() if stored or not text else text,  # a failed send keeps it
+            view.conversations: _listing(service, owner_of, request, cid),  # now the newest
+            view.model: gr.Dropdown(interactive=not cid),
+            view.send: gr.Button(visible=True),
+            view.stop: gr.Button(visible=False),
+            view.retry: gr.Button(visible=bool(cid)),
+            view.delete: gr.Button(visible=bool(cid)),
+        }
+
+    def wire_message(message: dict) -> dict:
+        return view.chatbot.postprocess([message]).model_dump()[0]
+
+    async def stream(updates: AsyncIterator[ChatUpdate], shown: list) -> AsyncIterator[tuple]:
+        head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
+        named = False  # setting a gr.State rebuilds its config: once per answer is enough
         try:
             async for u in updates:
-                shown[-1] = {
-                    "role": "assistant",
-                    "content": render_answer(u.text, u.notice, failed=u.failed),
-                }
-                if not (first or u.done):
-                    yield {view.chatbot: shown}
-                    continue
-                first = False
-                yield {
-                    view.chatbot: shown,
-                    view.conversation_id: u.conversation_id,
-                    view.conversations: _listing(service, owner_of, request, u.conversation_id),
-                    view.model: gr.Dropdown(interactive=False),
-                    view.send: gr.Button(visible=u.done),
-                    view.stop: gr.Button(visible=not u.done),
-                    view.retry: gr.Button(visible=u.done),
-                    view.delete: gr.Button(visible=True),
-                }
+                text = render_answer(u.text, u.notice, failed=u.failed)
+                answer = wire_message({"role": "assistant", "content": text})
+                if named:
+                    yield [*head, answer], gr.skip(), gr.skip()
+                else:
+                    named = True
+                    yield [*head, answer], u.conversation_id, True
         except ServiceError as e:
             gr.Warning(str(e))
-            yield {view.send: gr.Button(visible=True), view.stop: gr.Button(visible=False)}
+            yield gr.skip()
 
     async def respond(text: str, cid: str, model_id: str, history: list, request: gr.Request):
-        try:
-            text = service.check_message(text)
-        except ServiceError as e:
-            gr.Warning(str(e))  # the text stays in the box: nothing is lost
-            yield gr.skip()  # a generator that yields nothing would blank every output
-            return
-        owner = owner_of(request)
-        shown = [*history, {"role": "user", "content": text}]
-        cleared = False
-        async for out in stream(service.send(owner, text, cid, model_id), shown, request):
-            if not cleared and view.chatbot in out:  # stored: only now may the box empty
-                out, cleared = {**out, view.message: ""}, True
+        shown = [*history, {"role": "user", "content": (text or "").strip()}]
+        async for out in stream(service.send(owner_of(request), text, cid, model_id), shown):
             yield out
 
     async def retry(cid: str, history: list, request: gr.Request):
@@ -312,7 +325,7 @@ def _wire_chat(
             return
         while history and history[-1]["role"] == "assistant":
             history = history[:-1]
-        async for out in stream(service.retry(owner_of(request), cid), history, request):
+        async for out in stream(service.retry(owner_of(request), cid), history):
             yield out
 
     def request_stop(cid: str, request: gr.Request) -> None:
@@ -331,19 +344,60 @@ def _wire_chat(
     view.conversations.input(
         open_conversation, inputs=view.conversations, outputs=everything, **PRIVATE
     )
-    chat_inputs = [view.message, view.conversation_id, view.model, view.chatbot]
-    for trigger in (view.message.submit, view.send.click):
-        trigger(respond, inputs=chat_inputs, outputs=everything, **STREAMING)
+
+    # A new conversation shows in the sidebar as soon as its first frame names it.
+    def show_in_listing(cid: str, request: gr.Request):
+        return _listing(service, owner_of, request, cid)
+
+    view.conversation_id.change(
+        show_in_listing,
+        inputs=view.conversation_id,
+        outputs=view.conversations,
+        queue=False,
+        **PRIVATE,
+    )
+    streamed = [view.chatbot, view.conversation_id, sent]
+    starting = [pending, sent, view.message, view.model, view.send, view.stop]
+    finishing = [
+        view.message,
+        view.conversations,
+        view.model,
+        view.send,
+        view.stop,
+        view.retry,
+        view.delete,
+    ]
+    chat_inputs = [pending, view.conversation_id, view.model, view.chatbot]
+
+    def then_answer(started: gr.events.Dependency, answer: Callable, inputs: list) -> None:
+        started.then(answer, inputs=inputs, outputs=streamed, postprocess=False, **STREAMING).then(
+            finish,
+            inputs=[view.conversation_id, pending, sent],
+            outputs=finishing,
+            queue=False,
+            **PRIVATE,
+        )
+
+    def send_on(trigger: Callable) -> None:
+        started = trigger(start, inputs=view.message, outputs=starting, queue=False, **PRIVATE)
+        then_answer(started, respond, chat_inputs)
+
+    send_on(view.message.submit)
+    send_on(view.send.click)
 
     def pick_example(event: gr.SelectData) -> str:
         return event.value["text"]
 
-    view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then(
-        respond, inputs=chat_inputs, outputs=everything, **STREAMING
+    send_on(view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then)
+
+    def start_retry() -> dict:
+        busy = {view.send: gr.Button(visible=False), view.stop: gr.Button(visible=True)}
+        return {pending: "", **busy}
+
+    retrying = view.retry.click(
+        start_retry, outputs=[pending, view.send, view.stop], queue=False, **PRIVATE
     )
-    view.retry.click(
-        retry, inputs=[view.conversation_id, view.chatbot], outputs=everything, **STREAMING
-    )
+    then_answer(retrying, retry, [view.conversation_id, view.chatbot])
     view.stop.click(request_stop, inputs=view.conversation_id, **PRIVATE)
     view.delete.click(lambda: gr.Row(visible=True), outputs=view.confirm, **PRIVATE)
     confirm_no.click(lambda: gr.Row(visible=False), outputs=view.confirm, **PRIVATE)

@@ -24,7 +24,7 @@ class DataPanel:
     share: gr.Checkbox
     export: gr.Button
     export_file: gr.File
-    upload: gr.UploadButton
+    upload: gr.File
     delete_all: gr.Button
     confirm: gr.Row
     confirm_yes: gr.Button
@@ -73,7 +73,7 @@ class DataPanel:
                 gr.Warning(str(e) if isinstance(e, ServiceError) else "This is not a text file.")
                 return {}
             gr.Info(f"Imported {count} conversation{'s' if count != 1 else ''}.")
-            return {conversations: listing(request)}
+            return {conversations: listing(request), self.upload: None}
 
         def delete_everything(request: gr.Request):
             count = service.delete_all_conversations(owner_of(request))
@@ -87,7 +87,9 @@ class DataPanel:
         self.export.click(export, outputs=[self.export_file, exported], **PRIVATE).then(
             forget_export, inputs=exported, **PRIVATE
         )
-        self.upload.upload(import_file, inputs=self.upload, outputs=view_outputs, **PRIVATE)
+        self.upload.upload(
+            import_file, inputs=self.upload, outputs=[*view_outputs, self.upload], **PRIVATE
+        )
         self.delete_all.click(lambda: gr.Row(visible=True), outputs=self.confirm, **PRIVATE)
         self.confirm_no.click(lambda: gr.Row(visible=False), outputs=self.confirm, **PRIVATE)
         self.confirm_yes.click(delete_everything, outputs=[*view_outputs, self.confirm], **PRIVATE)
@@ -105,7 +107,15 @@ def build_data_panel(service: ChatService) -> DataPanel:
         )
         export = gr.Button("Export my data", size="sm", elem_id="export")
         export_file = gr.File(label="Your data", visible=False, elem_id="export-file")
-        upload = gr.UploadButton("Import data", file_types=[".json"], size="sm", elem_id="import")
+        # A File drop zone, not gr.UploadButton: UploadButton.api_info builds a pydantic JSON
+        # schema each time Gradio asks, and it asks for every new session (SessionState):
+        # that button alone was half the ~16 ms each new visitor or API call cost.
+        upload = gr.File(
+            label="Import data (a Parlor export)",
+            file_types=[".json"],
+            height=90,
+            elem_id="import",
+        )
         delete_all = gr.Button(
             "Delete all my conversations", variant="stop", size="sm", elem_id="delete-all"
         )
