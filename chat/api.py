@@ -75,10 +75,11 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         return {"stopped": service.stop(owner_of(request, oauth_token), conversation_id)}
 
     def conversations(
-        request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+        limit: int = 0, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> list[dict]:
-        """Your conversations, newest first: id, title, model, updated_at."""
-        return service.conversations(owner_of(request, oauth_token))
+        """Your conversations, newest first: id, title, model, updated_at (the newest `limit`
+        of them when limit > 0, all of them otherwise)."""
+        return service.conversations(owner_of(request, oauth_token), int(limit or 0))
 
     def conversation(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None

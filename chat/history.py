@@ -15,6 +15,11 @@ the listing reads, so adding a message writes that one file and never the index.
 atomic (temporary file, fsync, rename) and serialised per file, so a crash never leaves half
 a file and concurrent writers lose nothing.
 
+Listing: each owner's summaries are kept in memory, newest last, and updated by every write
+made through this `History`, so listing the newest N costs the same whatever the owner has.
+A change made on disk by anyone else (another process) changes the folder's or the index's
+modification time or the index's inode, and the next listing reads the owner again.
+
 Ownership: every function takes the owner, and `_conversation_file` is the one place that
 turns (owner, conversation id) into a file. A conversation of someone else is simply not
 under this owner's directory, so it looks exactly like a missing one.
@@ -32,8 +37,11 @@ import shutil
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +134,11 @@ def _ns_of(stamp: str | None) -> int:
     return int(when.timestamp() * 1e9)
 
 
+def _titled(changes: dict) -> dict:
+    """The listed fields among a write's changes (`updated_at` comes from the file)."""
+    return {k: v for k, v in changes.items() if k in ("title", "model")}
+
+
 def title_from(text: str) -> str:
     """A conversation's first title: the first words of its first message."""
     words = text.split()
@@ -136,6 +149,15 @@ def title_from(text: str) -> str:
 _SUMMARY = ("id", "title", "model", "created_at", "updated_at")
 
 
+@dataclass
+class _Listing:
+    """One owner's conversation summaries as (mtime_ns, summary), oldest first, as of `stamp`
+    (`updated_at` is the file's mtime, formatted once here rather than at every listing)."""
+
+    stamp: tuple[int, ...]
+    rows: OrderedDict[str, tuple[int, dict]] = field(default_factory=OrderedDict)
+
+
 class History:
     """Per-owner conversations and messages, kept in TinyDB files under `root`."""
 
@@ -144,6 +166,8 @@ class History:
         self.root.mkdir(parents=True, exist_ok=True)
         self._locks: dict[Path, threading.RLock] = {}
         self._locks_guard = threading.Lock()
+        self._listings: dict[str, _Listing] = {}
+        self._listings_guard = threading.Lock()
 
     # -- files and locks ----------------------------------------------------------------
 
@@ -221,22 +245,85 @@ class History:
             db.table("conversation").insert(row)
         with self._index(owner) as index:
             index.table("conversations").insert(row)
+        self._touched(owner, row["id"], **{k: v for k, v in row.items() if k != "updated_at"})
         return dict(row)
 
-    def list_conversations(self, owner: str) -> list[dict]:
-        """The owner's conversation summaries, most recently updated first."""
+    def list_conversations(self, owner: str, limit: int | None = None) -> list[dict]:
+        """The owner's conversation summaries, most recently updated first (the newest
+        `limit` of them, when given)."""
+        listing = self._listing(owner)
+        newest = reversed(listing.rows.values())
+        picked = newest if limit is None else islice(newest, max(limit, 0))
+        return [dict(summary) for _, summary in picked]
+
+    # -- the in-memory listing ------------------------------------------------------------
+
+    def _stamp(self, owner: str) -> tuple[int, ...]:
+        """What changes when anyone writes this owner's files: the conversations folder's
+        mtime (files added, replaced, removed) and the index's inode and mtime."""
+        folder = self._owner_dir(owner)
+        stamp: list[int] = []
+        for path in (f"{folder}/conversations", f"{folder}/index.json"):
+            try:
+                st = os.stat(path)
+                stamp += [st.st_mtime_ns, st.st_ino]
+            except FileNotFoundError:
+                stamp += [0, 0]
+        return tuple(stamp)
+
+    def _listing(self, owner: str) -> _Listing:
+        stamp = self._stamp(owner)
+        with self._listings_guard:
+            listing = self._listings.get(owner)
+            if listing is not None and listing.stamp == stamp:
+                return listing
+        listing = self._read_listing(owner, stamp)
+        with self._listings_guard:
+            self._listings[owner] = listing
+        return listing
+
+    def _read_listing(self, owner: str, stamp: tuple[int, ...]) -> _Listing:
+        """The listing from disk: the index's rows, with each file's mtime as `updated_at`."""
         with self._index(owner) as index:
             rows = index.table("conversations").all()
         folder = f"{self._owner_dir(owner)}/conversations/"  # str: pathlib costs 10 µs a join
-        listed = []
+        found = []
         for row in rows:
             try:
                 ns = os.stat(f"{folder}{row['id']}.json").st_mtime_ns
             except FileNotFoundError:
                 continue  # deleted while we listed
-            listed.append((ns, {**{k: row.get(k) for k in _SUMMARY}, "updated_at": iso(ns)}))
-        listed.sort(key=lambda pair: pair[0], reverse=True)
-        return [summary for _, summary in listed]
+            found.append((ns, {**{k: row.get(k) for k in _SUMMARY}, "updated_at": iso(ns)}))
+        found.sort(key=lambda pair: pair[0])
+        return _Listing(stamp, OrderedDict((summary["id"], (ns, summary)) for ns, summary in found))
+
+    def _touched(self, owner: str, conversation_id: str, **changes: Any) -> None:
+        """After this process wrote a conversation: move it to its place in the listing."""
+        path = f"{self._owner_dir(owner)}/conversations/{conversation_id}.json"
+        with self._listings_guard:
+            listing = self._listings.get(owner)
+            if listing is None:
+                return
+            try:
+                ns = os.stat(path).st_mtime_ns
+            except FileNotFoundError:
+                listing.rows.pop(conversation_id, None)
+            else:
+                old = listing.rows.pop(conversation_id, None)
+                summary = {**(old[1] if old else {}), **changes, "updated_at": iso(ns)}
+                newest = next(reversed(listing.rows.values()), (0, None))[0]
+                if old is None and not {"id", "title", "model", "created_at"} <= summary.keys():
+                    del self._listings[owner]  # not enough to list it: read again
+                    return
+                listing.rows[conversation_id] = (ns, summary)
+                if ns < newest:  # an import of an older conversation: rare, read again
+                    del self._listings[owner]
+                    return
+            listing.stamp = self._stamp(owner)
+
+    def _forget_listing(self, owner: str) -> None:
+        with self._listings_guard:
+            self._listings.pop(owner, None)
 
     def get_conversation(self, owner: str, conversation_id: str) -> dict | None:
         """The conversation with its messages, or None when this owner has no such id."""
@@ -262,6 +349,7 @@ class History:
             path.unlink(missing_ok=True)
         with self._index(owner) as index:
             index.table("conversations").remove(Query().id == conversation_id)
+        self._touched(owner, conversation_id)
         return True
 
     def delete_all_conversations(self, owner: str) -> int:
@@ -306,6 +394,7 @@ class History:
             conv.update(changes)
         if "title" in changes:  # the index holds titles; recency comes from the file itself
             self._update_index(owner, conversation_id, changes)
+        self._touched(owner, conversation_id, **_titled(changes))
         return message
 
     def update_message(
@@ -320,6 +409,7 @@ class History:
         with self._open(path, stamp_ns=ns) as db:
             done = db.table("messages").update(allowed, Query().id == message_id)
             db.table("conversation").update({"updated_at": iso(ns)})
+        self._touched(owner, conversation_id)
         return bool(done)
 
     def delete_message(self, owner: str, conversation_id: str, message_id: str) -> bool:
@@ -327,7 +417,9 @@ class History:
         if path is None:
             return False
         with self._open(path) as db:
-            return bool(db.table("messages").remove(Query().id == message_id))
+            done = bool(db.table("messages").remove(Query().id == message_id))
+        self._touched(owner, conversation_id)
+        return done
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -342,6 +434,7 @@ class History:
             conv.update(changes)
             row = conv.all()[0]
         self._update_index(owner, conversation_id, changes)
+        self._touched(owner, conversation_id, **_titled(changes))
         return {k: row.get(k) for k in _SUMMARY}
 
     def _update_index(self, owner: str, conversation_id: str, changes: dict) -> None:
@@ -375,6 +468,7 @@ class History:
             return False
         with self._open(path) as db:
             db.table("conversation").update(fields)
+        self._touched(owner, conversation_id)
         return True
 
     def conversation_row(self, owner: str, conversation_id: str) -> dict | None:
@@ -399,6 +493,8 @@ class History:
             db.table("messages").insert_multiple(messages)
         with self._index(owner) as index:
             index.table("conversations").insert({k: conversation.get(k) for k in _SUMMARY})
+        summary = {k: conversation.get(k) for k in _SUMMARY if k != "updated_at"}
+        self._touched(owner, cid, **summary)
         return True
 
     def move_owner(self, source: str, target: str) -> int:
@@ -420,6 +516,7 @@ class History:
             self.update_settings(target, {**settings, **self.get_settings(target)})
         if src.exists():
             shutil.rmtree(src)
+        self._forget_listing(source)
         self.retire(source)
         return moved
 

@@ -115,10 +115,11 @@ class ChatService:
         model = self._model_for_new(model_id)
         return self.history.create_conversation(owner.id, model=model.id)
 
-    def conversations(self, owner: Owner) -> list[dict]:
+    def conversations(self, owner: Owner, limit: int = 0) -> list[dict]:
+        """Newest first: all of them, or the newest `limit` (a page) when limit > 0."""
         return [
             {k: c[k] for k in ("id", "title", "model", "updated_at")}
-            for c in self.history.list_conversations(owner.id)
+            for c in self.history.list_conversations(owner.id, limit if limit > 0 else None)
         ]
 
     def conversation(self, owner: Owner, conversation_id: str) -> dict:

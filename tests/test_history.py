@@ -152,3 +152,45 @@ def test_files_are_plain_json(store, tmp_path):
         json.loads(path.read_text())
     assert "alice" not in str(list(tmp_path.rglob("*"))), "owner ids are hashed on disk"
     assert conv
+
+
+def test_listing_a_page_gives_the_newest(store):
+    ids = [store.create_conversation("alice", model="m")["id"] for _ in range(5)]
+    store.append_message("alice", ids[1], role="user", content="back to this one")
+    assert [c["id"] for c in store.list_conversations("alice", limit=2)] == [ids[1], ids[4]]
+    assert len(store.list_conversations("alice")) == 5
+    assert store.list_conversations("alice", limit=0) == []
+
+
+def test_listing_follows_every_write(store):
+    a = store.create_conversation("alice", model="m")["id"]
+    b = store.create_conversation("alice", model="m")["id"]
+    assert [c["id"] for c in store.list_conversations("alice")] == [b, a]
+    store.append_message("alice", a, role="user", content="Plums and pears")
+    listed = store.list_conversations("alice")
+    assert [(c["id"], c["title"]) for c in listed] == [(a, "Plums and pears"), (b, "New chat")]
+    assert listed[0]["updated_at"] == store.get_conversation("alice", a)["updated_at"]
+    store.rename_conversation("alice", b, "Renamed")
+    assert [(c["id"], c["title"]) for c in store.list_conversations("alice")] == [
+        (b, "Renamed"),
+        (a, "Plums and pears"),
+    ]
+    store.delete_conversation("alice", b)
+    assert [c["id"] for c in store.list_conversations("alice")] == [a]
+
+
+def test_listing_sees_changes_made_by_another_process(store, tmp_path):
+    """A second store on the same files stands for another process writing them."""
+    a = store.create_conversation("alice", model="m")["id"]
+    b = store.create_conversation("alice", model="m")["id"]
+    assert [c["id"] for c in store.list_conversations("alice")] == [b, a]
+    other = History(tmp_path)
+    other.append_message("alice", a, role="user", content="Written elsewhere")
+    assert [(c["id"], c["title"]) for c in store.list_conversations("alice")] == [
+        (a, "Written elsewhere"),
+        (b, "New chat"),
+    ]
+    c = other.create_conversation("alice", model="m")["id"]
+    assert store.list_conversations("alice")[0]["id"] == c
+    other.delete_conversation("alice", a)
+    assert [x["id"] for x in store.list_conversations("alice")] == [c, b]
