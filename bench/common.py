@@ -552,8 +552,11 @@ async def call_queue(
     marker: str = FIRST_TOKEN,
     last: str | None = None,
     start: float | None = None,
+    on_state_change: Callable[[], None] | None = None,
 ) -> Stream:
-    """One queued event as the browser runs it: queue/join, then the session's SSE stream."""
+    """One queued event as the browser runs it: queue/join, then the session's SSE stream.
+    `on_state_change` is called (once) when a message says a gr.State output changed, where
+    the browser runs that state's .change events."""
     s = Stream(start=time.perf_counter() if start is None else start)
     body = {
         "data": data,
@@ -576,6 +579,10 @@ async def call_queue(
             if last is not None and not s.saw_last and last in line:
                 s.saw_last = True
             kind = _msg_kind(line)
+            if on_state_change is not None and '"changed_state_ids":[' in line:
+                if '"changed_state_ids":[]' not in line:
+                    on_state_change()
+                    on_state_change = None
             if kind == "process_generating":
                 s.messages += 1
             elif kind == "process_completed":
@@ -637,10 +644,12 @@ class _Event:
 class ChatDriver:
     """Sends one chat message to an app the way a browser or an API client does.
 
-    Browser path: the chain of events the page runs when the message box is submitted, up
-    to and including the first queued one, which streams the answer. (The bare
-    ChatInterface runs two unqueued events first, and more after the answer; those after
-    are left out, which only flatters the baseline.) API path: the app's chat endpoint.
+    Browser path: the chain of events the page runs when the message box is submitted: the
+    events before the first queued one, the queued one that streams the answer, the events
+    chained after it (`.then`), and the `.change` events of the gr.State outputs it changes
+    (started when the stream says so, as the browser does). A chat's time runs from the
+    send to the answer's last message; the events after it count in the server's CPU.
+    API path: the app's chat endpoint.
     """
 
     def __init__(self, label: str, base: str, *, path: str, api_name: str = "", api_data=None):
@@ -651,6 +660,8 @@ class ChatDriver:
         self.api_data = api_data or (lambda text: [text])
         self.pre: list[_Event] = []
         self.main: _Event | None = None
+        self.post: list[tuple[_Event, bool]] = []  # after the answer: (event, queued)
+        self.on_change: list[tuple[_Event, bool]] = []  # .change of the states it sets
         self.loads: list[tuple[_Event, bool]] = []  # the page's load events, queued or not
         if path == "browser":
             config = load_config(base)
@@ -663,12 +674,19 @@ class ChatDriver:
             for dep in chain:
                 trigger = dep["targets"][0][0] if dep["targets"] else None
                 event = _Event(dep["id"], trigger, [types[i] for i in dep["inputs"]])
-                if dep["queue"] is False:
+                if self.main is not None:
+                    self.post.append((event, dep["queue"] is not False))
+                elif dep["queue"] is False:
                     self.pre.append(event)
                 else:
                     self.main = event
-                    break
+                    main_outputs = set(dep["outputs"])
             assert self.main is not None, f"{label}: no queued event answers the message"
+            for dep in config["dependencies"]:
+                for target, name in dep["targets"]:
+                    if name == "change" and target in main_outputs and types[target] == "state":
+                        event = _Event(dep["id"], target, [types[i] for i in dep["inputs"]])
+                        self.on_change.append((event, dep["queue"] is not False))
 
     @staticmethod
     def _is_message_box(config: dict) -> Callable[[dict], bool]:
@@ -739,7 +757,13 @@ class ChatDriver:
                 client, self.base, event.fn_index, self._data(event, text), session, event.trigger
             )
         assert self.main is not None
-        return await call_queue(
+        side: list[asyncio.Task] = []
+
+        def state_changed() -> None:
+            for event, queued in self.on_change:
+                side.append(asyncio.ensure_future(self._run(client, event, queued, text, session)))
+
+        stream = await call_queue(
             client,
             self.base,
             self.main.fn_index,
@@ -749,7 +773,21 @@ class ChatDriver:
             marker=marker,
             last=last,
             start=start,
+            on_state_change=state_changed if self.on_change else None,
         )
+        for event, queued in self.post:
+            await self._run(client, event, queued, text, session)
+        await asyncio.gather(*side)
+        return stream
+
+    async def _run(
+        self, client: httpx.AsyncClient, event: _Event, queued: bool, text: str, session: str
+    ) -> None:
+        data = self._data(event, text)
+        if queued:
+            await call_queue(client, self.base, event.fn_index, data, session)
+        else:
+            await run_predict(client, self.base, event.fn_index, data, session, event.trigger)
 
 
 def dump(obj: Any) -> str:
