@@ -230,11 +230,16 @@ class History:
 
     # -- conversations ------------------------------------------------------------------
 
-    def create_conversation(self, owner: str, *, model: str, title: str = "") -> dict:
+    def create_conversation(
+        self, owner: str, *, model: str, title: str = "", conversation_id: str = ""
+    ) -> dict:
+        """A new, empty conversation (with `conversation_id` when given: a fresh `new_id()`)."""
+        if conversation_id and not _ID.match(conversation_id):
+            raise ValueError("a conversation id is 32 hexadecimal digits")
         ns = time.time_ns()
         stamp = iso(ns)
         row = {
-            "id": new_id(),
+            "id": conversation_id or new_id(),
             "title": title or "New chat",
             "model": model,
             "created_at": stamp,

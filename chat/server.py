@@ -31,6 +31,8 @@ log = logging.getLogger("parlor.server")
 
 # Streaming chats are long-lived jobs: Gradio's default of 40 workers would queue people.
 MAX_CONCURRENT_JOBS = 1000
+QUEUE_POLL_SECONDS = 0.002
+PROGRESS_POLL_SECONDS = 0.1
 
 
 def _skip_absent_matplotlib() -> None:
@@ -40,6 +42,20 @@ def _skip_absent_matplotlib() -> None:
     server's CPU while streaming). A None entry in sys.modules makes the failure immediate."""
     if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
         sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+
+def _slow_queue_polling(demo: gr.Blocks) -> None:
+    """Gradio's queue looks for new jobs every 1 ms (gradio/queueing.py
+    Queue.start_processing, `sleep_when_free`), summing the queues of every event each time,
+    and for progress updates every 10 ms over all `max_threads` job slots
+    (start_progress_updates): ~10% of a core, idle or busy. Looking every 2 ms (a job starts
+    0.5 ms later on average) and for progress, which Parlor never reports, every 100 ms
+    brings that to ~4%. Attributes of Gradio's queue, not a public API: if a Gradio release
+    renames them, this does nothing."""
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = QUEUE_POLL_SECONDS
+        queue.progress_update_sleep_when_free = PROGRESS_POLL_SECONDS
 
 
 def create_app(
@@ -94,6 +110,7 @@ def create_app(
     )
     demo.max_threads = MAX_CONCURRENT_JOBS
     demo.queue(default_concurrency_limit=None)
+    _slow_queue_polling(demo)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -40,6 +40,7 @@ class ChatUpdate:
     done: bool = False
     notice: str = ""  # why the answer is incomplete (stopped, failed), empty when complete
     failed: bool = False
+    stored: bool = False  # the person's message is on disk (always true of the last frame)
 
 
 class ChatService:
@@ -250,9 +251,10 @@ class ChatService:
     ) -> AsyncIterator[ChatUpdate]:
         """Store the message, stream the answer, store it as it grows.
 
-        The person's message is always stored first (before any of the answer is shown or
-        stored); the answer is stored every few seconds while it streams, and at the end
-        marked complete, stopped or failed (with the reason).
+        The person's message is always stored before any of the answer is (its first words
+        may show while that write is under way: `ChatUpdate.stored` says when it is done);
+        the answer is stored every few seconds while it streams, and at the end marked
+        complete, stopped or failed (with the reason).
         """
         text = self.check_message(message)
         if conversation_id:
@@ -275,26 +277,27 @@ class ChatService:
         async for update in self._generate(owner, conv, None):
             yield update
 
-    def _store_question(self, owner: Owner, conv: dict, model: Model, text: str | None) -> str:
+    def _store_question(
+        self, owner: Owner, conv: dict, cid: str, model: Model, text: str | None
+    ) -> None:
         """Create the conversation if it is new, record the sharing consent, store the
-        person's message; the conversation id. Runs in a worker thread (it fsyncs)."""
-        cid = conv["id"] or self.history.create_conversation(owner.id, model=conv["model"])["id"]
+        person's message. Runs in a worker thread: each write fsyncs (ms on a real disk)."""
+        if not conv["id"]:
+            self.history.create_conversation(owner.id, model=conv["model"], conversation_id=cid)
         if self.data_sharing:  # before the message, so that the consent covers it
             self._record_consent(owner, cid, model)
         if text is not None:
             self.history.append_message(owner.id, cid, role="user", content=text)
-        return cid
 
     async def _generate(
         self, owner: Owner, conv: dict, text: str | None
     ) -> AsyncIterator[ChatUpdate]:
         model = self._model_for(conv)
-        stop = asyncio.Event()
-        key = (owner.id, conv["id"])
-        if conv["id"]:
-            if key in self._stops:
-                raise ServiceError("An answer is still being written in this conversation.")
-            self._stops[key] = stop
+        cid = conv["id"] or store.new_id()
+        key = (owner.id, cid)
+        if key in self._stops:
+            raise ServiceError("An answer is still being written in this conversation.")
+        self._stops[key] = stop = asyncio.Event()
         try:
             history = list(conv["messages"])
             if text is not None:
@@ -305,24 +308,20 @@ class ChatService:
                 context_window=model.context_window,
                 max_tokens=model.parameters.max_tokens or 512,
             )
-            # The request to the model leaves first. The writes (each with an fsync, several
-            # ms on a real disk) run in a worker thread while it travels: they stay out of
-            # the time to first token and never stall the event loop other chats stream on.
+            # The request to the model leaves first. The person's message is written in a
+            # worker thread meanwhile: the fsyncs stay out of the time to first token and
+            # never stall the event loop other chats stream on. The answer is only ever
+            # written after it (see _answer), and frames say when it is stored.
             stream = self.endpoints.stream(model, prompt)
             head = asyncio.ensure_future(anext(stream, None))
-            try:
-                cid = await asyncio.to_thread(self._store_question, owner, conv, model, text)
-            except BaseException:
-                await _close(head, stream)
-                raise
-            if not conv["id"]:
-                key = (owner.id, cid)
-                self._stops[key] = stop
-            async for update in self._answer(owner, cid, model, stream, head, stop):
+            stored = asyncio.ensure_future(
+                asyncio.to_thread(self._store_question, owner, conv, cid, model, text)
+            )
+            stored.add_done_callback(_log_store_failure)
+            async for update in self._answer(owner, cid, model, stream, head, stored, stop):
                 yield update
         finally:
-            if self._stops.get(key) is stop:
-                del self._stops[key]
+            self._stops.pop(key, None)
 
     async def _answer(
         self,
@@ -331,6 +330,7 @@ class ChatService:
         model: Model,
         stream: AsyncIterator[str],
         head: asyncio.Future,
+        stored: asyncio.Future,
         stop: asyncio.Event,
     ) -> AsyncIterator[ChatUpdate]:
         parts: list[str] = []
@@ -355,8 +355,11 @@ class ChatService:
                     or {}
                 )
 
+        def question_stored() -> bool:
+            return stored.done() and not stored.cancelled() and stored.exception() is None
+
         try:
-            yield ChatUpdate(cid, "")
+            yield ChatUpdate(cid, "", stored=question_stored())
             async for piece in _after(head, stream):
                 parts.append(piece)
                 if stop.is_set():
@@ -365,25 +368,34 @@ class ChatService:
                 now = time.monotonic()
                 if now - last_frame >= self.frame_seconds:
                     last_frame = now
-                    yield ChatUpdate(cid, "".join(parts))
+                    yield ChatUpdate(cid, "".join(parts), stored=question_stored())
                 if now - last_save >= SAVE_EVERY:
                     last_save = now
+                    await stored  # the question first, always
                     await asyncio.to_thread(save, content="".join(parts))
         except ChatError as e:
             notice, failed = str(e), True
         except (asyncio.CancelledError, GeneratorExit):
             # The page or client went away mid-answer: keep what was written.
-            save(
-                content="".join(parts),
-                incomplete=True,
-                notice="Interrupted: the page was closed before the answer ended.",
-            )
+            if question_stored():
+                save(
+                    content="".join(parts),
+                    incomplete=True,
+                    notice="Interrupted: the page was closed before the answer ended.",
+                )
             raise
         finally:
             await _close(head, stream)
+        await stored  # the question first, always (raises if it could not be stored)
         text = "".join(parts)
         await asyncio.to_thread(save, content=text, incomplete=bool(notice), notice=notice)
-        yield ChatUpdate(cid, text, done=True, notice=notice, failed=failed)
+        yield ChatUpdate(cid, text, done=True, notice=notice, failed=failed, stored=True)
+
+
+def _log_store_failure(stored: asyncio.Future) -> None:
+    """Say when a person's message could not be stored (never what it said)."""
+    if not stored.cancelled() and stored.exception() is not None:
+        log.error("a message could not be stored: %r", type(stored.exception()).__name__)
 
 
 async def _close(head: asyncio.Future, stream: AsyncIterator[str]) -> None:

@@ -300,16 +300,20 @@ def _wire_chat(
 
     async def stream(updates: AsyncIterator[ChatUpdate], shown: list) -> AsyncIterator[tuple]:
         head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
-        named = False  # setting a gr.State rebuilds its config: once per answer is enough
+        # Setting a gr.State rebuilds its config: each is set once per answer, the id at the
+        # first frame, `sent` at the first frame after the message is on disk.
+        named = stored = False
         try:
             async for u in updates:
                 text = render_answer(u.text, u.notice, failed=u.failed)
                 answer = wire_message({"role": "assistant", "content": text})
-                if named:
-                    yield [*head, answer], gr.skip(), gr.skip()
-                else:
-                    named = True
-                    yield [*head, answer], u.conversation_id, True
+                now_stored = u.stored and not stored
+                yield (
+                    [*head, answer],
+                    gr.skip() if named else u.conversation_id,
+                    True if now_stored else gr.skip(),
+                )
+                named, stored = True, stored or u.stored
         except ServiceError as e:
             gr.Warning(str(e))
             yield gr.skip()
