@@ -205,6 +205,9 @@ def test_stop_keeps_the_partial_answer(people, long_url):
     me.watch_stream()
     joined = me.type_and_send(question)
     seen = me.wait_first_words()
+    # The new conversation is in the sidebar while its first answer is still being written.
+    expect(me.entry("Write a long story about a brave dragon…")).to_be_visible()
+    expect(me.stop_button).to_be_visible()
     me.stop_button.click()
     me.wait_answered(joined, 1)
 
