@@ -59,12 +59,19 @@ def _slow_queue_polling(demo: gr.Blocks) -> None:
 
 
 def create_app(
-    settings: Settings, catalog: Catalog, environ: dict[str, str] | None = None
+    settings: Settings,
+    catalog: Catalog,
+    environ: dict[str, str] | None = None,
+    local: LocalModel | None = None,
 ) -> FastAPI:
-    """Wire settings, store, endpoints, service, UI and API into one ASGI app."""
+    """Wire settings, store, endpoints, service, UI and API into one ASGI app. `local`: the
+    embedded model, already started (app.py starts it before importing Gradio, so that it
+    loads meanwhile); else it is started here when the catalog uses it."""
     environ = dict(os.environ if environ is None else environ)
     _skip_absent_matplotlib()
-    local = LocalModel(threads=settings.local_threads) if catalog.uses_local() else None
+    if local is None and catalog.uses_local():
+        local = LocalModel(threads=settings.local_threads)
+        local.start()
 
     def local_target() -> LocalTarget | None:
         if local is None or not local.ready.is_set():
@@ -114,8 +121,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        if local is not None:
-            local.start()
         try:
             yield
         finally:
