@@ -147,6 +147,7 @@ def title_from(text: str) -> str:
 
 
 _SUMMARY = ("id", "title", "model", "created_at", "updated_at")
+LISTINGS_KEPT = 2_000  # people whose listing stays in memory (a few hundred bytes a row)
 
 
 @dataclass
@@ -166,7 +167,7 @@ class History:
         self.root.mkdir(parents=True, exist_ok=True)
         self._locks: dict[Path, threading.RLock] = {}
         self._locks_guard = threading.Lock()
-        self._listings: dict[str, _Listing] = {}
+        self._listings: OrderedDict[str, _Listing] = OrderedDict()  # least recent first
         self._listings_guard = threading.Lock()
 
     # -- files and locks ----------------------------------------------------------------
@@ -281,10 +282,13 @@ class History:
         with self._listings_guard:
             listing = self._listings.get(owner)
             if listing is not None and listing.stamp == stamp:
+                self._listings.move_to_end(owner)
                 return listing
         listing = self._read_listing(owner, stamp)
         with self._listings_guard:
             self._listings[owner] = listing
+            while len(self._listings) > LISTINGS_KEPT:  # the people seen least recently
+                self._listings.popitem(last=False)
         return listing
 
     def _read_listing(self, owner: str, stamp: tuple[int, ...]) -> _Listing:

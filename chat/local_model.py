@@ -106,6 +106,24 @@ class LocalModel:
 # --- the child process -------------------------------------------------------------------
 
 
+def llama_options(threads: int) -> dict:
+    """How the child loads the model (bench/local_model.py loads it the same way)."""
+    from llama_cpp import GGML_TYPE_Q8_0
+
+    return {
+        "model_path": str(gguf_path()),
+        "n_ctx": 8192,
+        "n_threads": threads,
+        "n_threads_batch": threads,
+        # The KV cache in 8 bits instead of 16 (which needs flash attention): 84 MiB less
+        # resident memory for 8,192 tokens (342 -> 258 MiB), the same tokens/s, measured here.
+        "flash_attn": True,
+        "type_k": GGML_TYPE_Q8_0,
+        "type_v": GGML_TYPE_Q8_0,
+        "verbose": False,
+    }
+
+
 def _serve(threads: int) -> None:  # pragma: no cover - runs in the child process
     import anyio
     import uvicorn
@@ -116,13 +134,7 @@ def _serve(threads: int) -> None:  # pragma: no cover - runs in the child proces
     from starlette.routing import Route
 
     token = os.environ.get("PARLOR_LOCAL_TOKEN", "")
-    llm = Llama(
-        model_path=str(gguf_path()),
-        n_ctx=8192,
-        n_threads=threads,
-        n_threads_batch=threads,
-        verbose=False,
-    )
+    llm = Llama(**llama_options(threads))
     llm.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=4)  # warm up
     lock = asyncio.Lock()  # one generation at a time; later requests wait their turn
 

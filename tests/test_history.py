@@ -194,3 +194,13 @@ def test_listing_sees_changes_made_by_another_process(store, tmp_path):
     assert store.list_conversations("alice")[0]["id"] == c
     other.delete_conversation("alice", a)
     assert [x["id"] for x in store.list_conversations("alice")] == [c, b]
+
+
+def test_listings_kept_in_memory_are_bounded(store, monkeypatch):
+    monkeypatch.setattr("chat.history.LISTINGS_KEPT", 3)
+    owners = [f"person-{n}" for n in range(5)]
+    ids = {o: store.create_conversation(o, model="m")["id"] for o in owners}
+    for owner in owners:
+        assert [c["id"] for c in store.list_conversations(owner)] == [ids[owner]]
+    assert len(store._listings) == 3
+    assert [c["id"] for c in store.list_conversations("person-0")] == [ids["person-0"]]
