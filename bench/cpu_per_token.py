@@ -34,7 +34,7 @@ from bench.common import (
 TOKENS = 500
 DELAY = 0.002
 STREAMS = 2  # chats at once in a round
-ROUNDS = 3
+ROUNDS = 5
 SLOW_TOKENS = 100
 SLOW_DELAY = 0.02
 SLOW_ROUNDS = 2
