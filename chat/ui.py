@@ -300,20 +300,19 @@ def _wire_chat(
 
     async def stream(updates: AsyncIterator[ChatUpdate], shown: list) -> AsyncIterator[tuple]:
         head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
-        # Setting a gr.State rebuilds its config: each is set once per answer, the id at the
-        # first frame, `sent` at the first frame after the message is on disk.
-        named = stored = False
+        # The states are set once per answer (setting a gr.State rebuilds its config), at
+        # the first frame after the message is on disk: only then can the sidebar, which
+        # conversation_id.change refreshes, list a new conversation under its title.
+        named = False
         try:
             async for u in updates:
                 text = render_answer(u.text, u.notice, failed=u.failed)
                 answer = wire_message({"role": "assistant", "content": text})
-                now_stored = u.stored and not stored
-                yield (
-                    [*head, answer],
-                    gr.skip() if named else u.conversation_id,
-                    True if now_stored else gr.skip(),
-                )
-                named, stored = True, stored or u.stored
+                if u.stored and not named:
+                    named = True
+                    yield [*head, answer], u.conversation_id, True
+                else:
+                    yield [*head, answer], gr.skip(), gr.skip()
         except ServiceError as e:
             gr.Warning(str(e))
             yield gr.skip()
