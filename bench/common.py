@@ -525,17 +525,22 @@ def session_hash() -> str:
     return secrets.token_hex(6)
 
 
-async def run_predict(
-    client: httpx.AsyncClient, base: str, fn_index: int, data: list[Any], session: str, trigger
-) -> Any:
-    """An event that is not queued, as the browser calls it."""
-    body = {
+def event_body(fn_index: int, data: list[Any], session: str, trigger: int | None) -> dict:
+    """What the browser posts to run one event (queued or not) of a page's session."""
+    return {
         "data": data,
         "event_data": None,
         "fn_index": fn_index,
         "trigger_id": trigger,
         "session_hash": session,
     }
+
+
+async def run_predict(
+    client: httpx.AsyncClient, base: str, fn_index: int, data: list[Any], session: str, trigger
+) -> Any:
+    """An event that is not queued, as the browser calls it."""
+    body = event_body(fn_index, data, session, trigger)
     r = await client.post(f"{base}gradio_api/run/predict", json=body)
     r.raise_for_status()
     return r.json()
@@ -558,13 +563,7 @@ async def call_queue(
     `on_state_change` is called (once) when a message says a gr.State output changed, where
     the browser runs that state's .change events."""
     s = Stream(start=time.perf_counter() if start is None else start)
-    body = {
-        "data": data,
-        "event_data": None,
-        "fn_index": fn_index,
-        "trigger_id": trigger,
-        "session_hash": session,
-    }
+    body = event_body(fn_index, data, session, trigger)
     r = await client.post(f"{base}gradio_api/queue/join", json=body)
     if r.status_code != 200:
         s.error = f"HTTP {r.status_code}: {r.text[:200]}"

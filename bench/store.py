@@ -111,6 +111,24 @@ def compare(
     return appends, lists
 
 
+def bounded(
+    name: str, measured: tuple[float, float, str], limit: float, note: str, target_note: str = ""
+) -> Figure:
+    """A figure in ms whose ratio to its baseline must stay ≤ `limit`; `measured` is
+    (value, baseline, baseline's name)."""
+    value, base, base_name = measured
+    return Figure(
+        name,
+        value,
+        "ms",
+        baseline=base,
+        baseline_name=base_name,
+        target=f"ratio ≤ {limit}{target_note}",
+        met=value / base <= limit,
+        note=note,
+    )
+
+
 def first_listing(root: Path, owner: str, times: int = 10) -> float:
     """Median ms of the first listing by a store just opened (a fresh start)."""
     spent = []
@@ -154,28 +172,21 @@ def run(report: Report) -> None:
         (a_small, a_large), (l_small, l_large) = compare(
             history, "owner-small", small_ids, history, "owner-large", large_ids
         )
+        owner_small = f"owner with {SMALL}"
         report.add(
-            Figure(
+            bounded(
                 f"append a message, owner with {LARGE:,} conversations",
-                a_large,
-                "ms",
-                baseline=a_small,
-                baseline_name=f"owner with {SMALL}",
-                target=f"ratio ≤ {GROWTH_LIMIT}",
-                met=a_large / a_small <= GROWTH_LIMIT,
-                note=f"median of {OPS}",
+                (a_large, a_small, owner_small),
+                GROWTH_LIMIT,
+                f"median of {OPS}",
             )
         )
         report.add(
-            Figure(
+            bounded(
                 f"list conversations (newest {PAGE}), owner with {LARGE:,} conversations",
-                l_large,
-                "ms",
-                baseline=l_small,
-                baseline_name=f"owner with {SMALL}",
-                target=f"ratio ≤ {GROWTH_LIMIT}",
-                met=l_large / l_small <= GROWTH_LIMIT,
-                note=f"median of {OPS}; returns {PAGE} rows vs {SMALL}",
+                (l_large, l_small, owner_small),
+                GROWTH_LIMIT,
+                f"median of {OPS}; returns {PAGE} rows vs {SMALL}",
             )
         )
         _, (_, all_large) = compare(
@@ -207,15 +218,12 @@ def run(report: Report) -> None:
             ("list conversations", l_many, l_few),
         ):
             report.add(
-                Figure(
+                bounded(
                     f"{op}, store with {MANY_OWNERS:,} other owners",
-                    value,
-                    "ms",
-                    baseline=base_value,
-                    baseline_name=f"{FEW_OWNERS} other owners",
-                    target=f"ratio ≤ {FLAT_LIMIT} (no growth)",
-                    met=value / base_value <= FLAT_LIMIT,
-                    note=f"median of {OPS}; the owner has {SMALL} conversations",
+                    (value, base_value, f"{FEW_OWNERS} other owners"),
+                    FLAT_LIMIT,
+                    f"median of {OPS}; the owner has {SMALL} conversations",
+                    target_note=" (no growth)",
                 )
             )
 

@@ -65,13 +65,10 @@ def create_app(
     local: LocalModel | None = None,
 ) -> FastAPI:
     """Wire settings, store, endpoints, service, UI and API into one ASGI app. `local`: the
-    embedded model, already started (app.py starts it before importing Gradio, so that it
-    loads meanwhile); else it is started here when the catalog uses it."""
+    embedded model when the catalog uses it, already started by `chat.launch` (before
+    Gradio is imported, so that it loads meanwhile); the app stops it when it ends."""
     environ = dict(os.environ if environ is None else environ)
     _skip_absent_matplotlib()
-    if local is None and catalog.uses_local():
-        local = LocalModel(threads=settings.local_threads)
-        local.start()
 
     def local_target() -> LocalTarget | None:
         if local is None or not local.ready.is_set():
