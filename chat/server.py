@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
-import sys
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from . import pages
+from . import gradio_patches, pages
 from .accounts import TokenResolver
 from .api import register_api
 from .catalog import Catalog
@@ -31,31 +29,6 @@ log = logging.getLogger("parlor.server")
 
 # Streaming chats are long-lived jobs: Gradio's default of 40 workers would queue people.
 MAX_CONCURRENT_JOBS = 1000
-QUEUE_POLL_SECONDS = 0.002
-PROGRESS_POLL_SECONDS = 0.1
-
-
-def _skip_absent_matplotlib() -> None:
-    """Gradio tries `import matplotlib` twice per step of every event, streamed frames
-    included (gradio/utils.py MatplotlibBackendMananger, entered by route_utils.
-    call_process_api); when it is not installed each try searches sys.path again (~5% of the
-    server's CPU while streaming). A None entry in sys.modules makes the failure immediate."""
-    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
-        sys.modules["matplotlib"] = None  # type: ignore[assignment]
-
-
-def _slow_queue_polling(demo: gr.Blocks) -> None:
-    """Gradio's queue looks for new jobs every 1 ms (gradio/queueing.py
-    Queue.start_processing, `sleep_when_free`), summing the queues of every event each time,
-    and for progress updates every 10 ms over all `max_threads` job slots
-    (start_progress_updates): ~10% of a core, idle or busy. Looking every 2 ms (a job starts
-    0.5 ms later on average) and for progress, which Parlor never reports, every 100 ms
-    brings that to ~4%. Attributes of Gradio's queue, not a public API: if a Gradio release
-    renames them, this does nothing."""
-    queue = getattr(demo, "_queue", None)
-    if queue is not None and hasattr(queue, "sleep_when_free"):
-        queue.sleep_when_free = QUEUE_POLL_SECONDS
-        queue.progress_update_sleep_when_free = PROGRESS_POLL_SECONDS
 
 
 def create_app(
@@ -68,7 +41,8 @@ def create_app(
     embedded model when the catalog uses it, already started by `chat.launch` (before
     Gradio is imported, so that it loads meanwhile); the app stops it when it ends."""
     environ = dict(os.environ if environ is None else environ)
-    _skip_absent_matplotlib()
+    gradio_patches.skip_absent_matplotlib()
+    gradio_patches.lean_sessions()
 
     def local_target() -> LocalTarget | None:
         if local is None or not local.ready.is_set():
@@ -114,7 +88,7 @@ def create_app(
     )
     demo.max_threads = MAX_CONCURRENT_JOBS
     demo.queue(default_concurrency_limit=None)
-    _slow_queue_polling(demo)
+    gradio_patches.slow_queue_polling(demo)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -140,6 +114,11 @@ def create_app(
         """Whether this browser sent back a valid session cookie (the UI warns if not)."""
         came_back = bool(getattr(request.state, COOKIE_STATE, False))
         return JSONResponse({"cookie": came_back}, headers={"cache-control": "no-store"})
+
+    @app.get(gradio_patches.DEEP_LINK_PATH, include_in_schema=False)
+    def no_deep_links() -> Response:
+        """Gradio would save a session's last-shown values (a conversation) to a file here."""
+        return Response(status_code=404)
 
     @app.get("/models", include_in_schema=False)
     def models() -> HTMLResponse:

@@ -57,6 +57,18 @@ def test_foreign_ids_look_exactly_like_missing_ones(app):
     assert owner.predict(cid, api_name="/conversation") == before, "nothing changed"
 
 
+def test_a_session_id_does_not_reveal_what_that_person_saw(app):
+    """Gradio's deep links would save a session's last inputs and outputs (the message and
+    its answer) for anyone who names the session, and serve them back in the page config."""
+    owner = client(app)
+    chat(owner, "quartz-lantern-208 is my secret")
+    with httpx.Client(base_url=app.url) as stranger:
+        link = stranger.get("/gradio_api/deep_link", params={"session_hash": owner.session_hash})
+        assert link.status_code == 404
+        page = stranger.get("/config", params={"deep_link": link.text.strip('"') or "x"})
+        assert "quartz-lantern-208" not in page.text
+
+
 def test_rename(app):
     c = client(app)
     cid = chat(c, "rename me")

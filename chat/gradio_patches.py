@@ -1,0 +1,94 @@
+"""Where Parlor changes Gradio's own behaviour, each found with a profiler (README, "Performance").
+
+These reach into Gradio 6.31 internals (pinned in requirements.txt), not its public API. Each
+says what it replaces and why; tests drive the app through the same paths (page, events,
+states, the client API), so a Gradio upgrade that moves these fails there first.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from copy import copy
+from typing import Any
+
+import gradio as gr
+from gradio.state_holder import SessionState
+
+QUEUE_POLL_SECONDS = 0.002
+PROGRESS_POLL_SECONDS = 0.1
+# The page's "share a deep link" endpoint; Parlor has no DeepLinkButton (see lean_sessions).
+DEEP_LINK_PATH = "/gradio_api/deep_link"
+
+
+def skip_absent_matplotlib() -> None:
+    """Gradio tries `import matplotlib` twice per step of every event, streamed frames
+    included (gradio/utils.py MatplotlibBackendMananger, entered by route_utils.
+    call_process_api); when it is not installed each try searches sys.path again (~5% of the
+    server's CPU while streaming). A None entry in sys.modules makes the failure immediate."""
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+
+def slow_queue_polling(demo: gr.Blocks) -> None:
+    """Gradio's queue looks for new jobs every 1 ms (gradio/queueing.py
+    Queue.start_processing, `sleep_when_free`), summing the queues of every event each time,
+    and for progress updates every 10 ms over all `max_threads` job slots
+    (start_progress_updates): ~10% of a core, idle or busy. Looking every 2 ms (a job starts
+    0.5 ms later on average) and for progress, which Parlor never reports, every 100 ms
+    brings that to ~4%. Attributes of Gradio's queue, not a public API: if a Gradio release
+    renames them, this does nothing."""
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = QUEUE_POLL_SECONDS
+        queue.progress_update_sleep_when_free = PROGRESS_POLL_SECONDS
+
+
+class _LeanSession:
+    """The methods of Gradio's `SessionState` that `lean_sessions` replaces."""
+
+    def __init__(self, blocks: gr.Blocks) -> None:
+        self.blocks_config = copy(blocks.default_config)
+        self.config_values: dict[int, Any] = {}  # never filled: see lean_sessions
+        self.state_data: dict[int, Any] = {}
+        self._state_ttl: dict[int, tuple[float, datetime.datetime]] = {}
+        self.is_closed = False
+        self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST") else 3600  # as Gradio
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        block = self.blocks_config.blocks.get(key)
+        if isinstance(block, gr.State):
+            self._state_ttl[key] = (block.time_to_live, datetime.datetime.now())
+            self.state_data[key] = value
+        else:
+            self.blocks_config.blocks[key] = value
+
+    def _update_config(self, key: int) -> None:
+        pass
+
+    def _update_value_in_config(self, key: int, value: Any) -> None:
+        pass
+
+    @property
+    def components(self) -> Iterator[dict]:
+        return iter(())
+
+
+def lean_sessions() -> None:
+    """Stop Gradio keeping, per session, a copy of every block's config with the last value
+    each event put in it (gradio/state_holder.py `SessionState.config_values`).
+
+    Gradio keeps it only to answer `/gradio_api/deep_link` (the `gr.DeepLinkButton`, which
+    Parlor does not have). Building it is most of `SessionState.__init__`: 8 ms of CPU for
+    Parlor's 67 blocks, paid at each page's first event and at every `/gradio_api/call`
+    request (a new session each), a fifth of the server's CPU when 200 chats start at once;
+    it weighs ~80 KiB per session, kept for up to 10,000 sessions; and it holds the
+    conversation a person last saw, which a deep-link request by session id would write to
+    a file. Sessions keep what they are for: `gr.State` values and updated components. The
+    deep-link endpoint itself is answered with 404 by `chat.server`."""
+    for name, member in vars(_LeanSession).items():
+        if not name.startswith("__") or name in ("__init__", "__setitem__"):
+            setattr(SessionState, name, member)
