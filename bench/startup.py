@@ -5,26 +5,37 @@ waits for the embedded model to be loaded and warm), with the shipped models.yam
 VmRSS of the app process plus its children (the embedded model's process), read from /proc
 after a few seconds at rest. Beside it: Parlor without the embedded model (a catalog with
 one `openai` endpoint), and the bare gr.ChatInterface (ready when /config answers).
+Memory held per Gradio session: the growth of the app's RSS over SESSIONS calls of /chat
+through /gradio_api/call (each call is a new Gradio session that the app keeps), answered by
+the scripted server, divided by SESSIONS.
 
     python -m bench.startup
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 from bench.common import (
     ROOT,
     BareApp,
+    ChatDriver,
     Figure,
     Report,
     RunningApp,
+    ScriptedProcess,
     bench_main,
     bench_models_yaml,
+    both_apps,
+    call_api,
     children_of,
+    gather_bounded,
+    http_client,
     median,
     rss_bytes,
+    tokens_script,
     wait_http,
     workdir,
 )
@@ -32,6 +43,8 @@ from bench.common import (
 LAUNCHES = 3
 REST = 3.0  # seconds at rest before reading memory
 MIB = 1024 * 1024
+SESSIONS = 2000
+AT_ONCE = 20
 
 
 def footprint(pid: int) -> tuple[float, float]:
@@ -60,6 +73,41 @@ def bare(tmp: Path) -> tuple[float, float, float]:
     finally:
         app.stop()
     return app.ready_seconds, own, kids
+
+
+async def session_growth(driver: ChatDriver, pid: int) -> float:
+    """KiB of RSS the app keeps per call of its chat endpoint, each call a new Gradio session."""
+    base, name, data = driver.base, driver.api_name, driver.api_data("Hello!")
+    async with http_client() as client:
+        await call_api(client, base, name, data)  # first-call imports, not sessions
+        before = rss_bytes(pid)
+        calls = [call_api(client, base, name, data) for _ in range(SESSIONS)]
+        streams = await gather_bounded(calls, AT_ONCE)
+        failed = sum(not s.ok for s in streams)
+        if failed:
+            raise RuntimeError(f"{failed} of {SESSIONS} calls failed: {streams[0].error}")
+        await asyncio.sleep(REST)
+        return (rss_bytes(pid) - before) / 1024 / SESSIONS
+
+
+def memory_per_session(report: Report) -> None:
+    with workdir() as tmp, ScriptedProcess(tokens_script(5, 0.0)) as srv:
+        with both_apps(tmp, srv.base_url) as (ours, theirs):
+            kib = asyncio.run(session_growth(ChatDriver.parlor(ours.url, "api"), ours.proc.pid))
+            bare = ChatDriver.bare(theirs.url, "api")
+            bare_kib = asyncio.run(session_growth(bare, theirs.pid))
+    print(f"    per session: Parlor {kib:.1f} KiB, bare {bare_kib:.1f} KiB", flush=True)
+    report.add(
+        Figure(
+            f"memory kept per Gradio session ({SESSIONS} /chat API calls)",
+            kib,
+            "KiB",
+            baseline=bare_kib,
+            baseline_name="bare ChatInterface",
+            target="reported",
+            note="Gradio keeps up to 10,000 sessions (gradio/state_holder.py StateHolder)",
+        )
+    )
 
 
 def run(report: Report) -> None:
@@ -110,6 +158,7 @@ def run(report: Report) -> None:
             f"without the embedded model: {med('Parlor without the embedded model', 1):.0f} MiB",
         )
     )
+    memory_per_session(report)
 
 
 def main() -> None:
