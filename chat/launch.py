@@ -6,6 +6,7 @@ the page is built (~4 s), instead of after.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -16,6 +17,11 @@ from .settings import Settings
 
 
 def main() -> None:
+    # Start-up makes ~230,000 objects that live as long as the app (Gradio, FastAPI,
+    # pydantic): the collector's full passes over them cost ~0.9 s of start-up CPU and free
+    # next to nothing. It stays off until the app is built; then what exists is frozen, so
+    # the collections made while serving look only at what serving creates.
+    gc.disable()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -33,4 +39,14 @@ def main() -> None:
         local.start()
     from .server import create_app, serve  # imports Gradio: after the model has started
 
-    serve(create_app(settings, catalog, local=local), settings)
+    app = create_app(settings, catalog, local=local)
+    settle_heap()
+    serve(app, settings)
+
+
+def settle_heap() -> None:
+    """Free start-up's garbage once, move what remains out of the collector's sight
+    (`gc.freeze`), and turn the collector back on."""
+    gc.collect()
+    gc.freeze()
+    gc.enable()
