@@ -139,6 +139,27 @@ def _titled(changes: dict) -> dict:
     return {k: v for k, v in changes.items() if k in ("title", "model")}
 
 
+def _message(
+    role: str,
+    content: str,
+    stamp: str,
+    *,
+    model: str | None = None,
+    incomplete: bool = False,
+    notice: str = "",
+) -> dict:
+    """A new message row."""
+    return {
+        "id": new_id(),
+        "role": role,
+        "content": content,
+        "created_at": stamp,
+        "model": model,
+        "incomplete": incomplete,
+        "notice": notice,
+    }
+
+
 def title_from(text: str) -> str:
     """A conversation's first title: the first words of its first message."""
     words = text.split()
@@ -232,13 +253,26 @@ class History:
     # -- conversations ------------------------------------------------------------------
 
     def create_conversation(
-        self, owner: str, *, model: str, title: str = "", conversation_id: str = ""
+        self,
+        owner: str,
+        *,
+        model: str,
+        title: str = "",
+        conversation_id: str = "",
+        first_message: str | None = None,
+        **fields: Any,
     ) -> dict:
-        """A new, empty conversation (with `conversation_id` when given: a fresh `new_id()`)."""
+        """A new conversation (with `conversation_id` when given: a fresh `new_id()`).
+
+        With `first_message`, it holds that message from the person and is titled after it,
+        in one write of its file and one of the index (rather than two of each). `fields`:
+        extra fields of the conversation row (e.g. the sharing consent)."""
         if conversation_id and not _ID.match(conversation_id):
             raise ValueError("a conversation id is 32 hexadecimal digits")
         ns = time.time_ns()
         stamp = iso(ns)
+        if first_message is not None and not title:
+            title = title_from(first_message)
         row = {
             "id": conversation_id or new_id(),
             "title": title or "New chat",
@@ -248,7 +282,9 @@ class History:
         }
         path = self._owner_dir(owner) / "conversations" / f"{row['id']}.json"
         with self._open(path, stamp_ns=ns) as db:
-            db.table("conversation").insert(row)
+            db.table("conversation").insert({**row, **fields})
+            if first_message is not None:
+                db.table("messages").insert(_message("user", first_message, stamp))
         with self._index(owner) as index:
             index.table("conversations").insert(row)
         self._touched(owner, row["id"], **{k: v for k, v in row.items() if k != "updated_at"})
@@ -384,15 +420,7 @@ class History:
             return None
         ns = time.time_ns()
         stamp = iso(ns)
-        message = {
-            "id": new_id(),
-            "role": role,
-            "content": content,
-            "created_at": stamp,
-            "model": model,
-            "incomplete": incomplete,
-            "notice": notice,
-        }
+        message = _message(role, content, stamp, model=model, incomplete=incomplete, notice=notice)
         changes: dict[str, Any] = {"updated_at": stamp}
         with self._open(path, stamp_ns=ns) as db:
             db.table("messages").insert(message)

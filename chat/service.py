@@ -193,12 +193,18 @@ class ChatService:
 
     def _record_consent(self, owner: Owner, conversation_id: str, model: Model) -> None:
         """While the person shares with model authors, mark the conversation as covered."""
-        if not self.settings(owner).get(self.SHARE):
+        consent = self._consent(owner, model)
+        if not consent:
             return
         row = self.history.conversation_row(owner.id, conversation_id) or {}
         if not row.get("consent"):
-            consent = {"at": store.now(), "model": model.id}
-            self.history.set_conversation_fields(owner.id, conversation_id, consent=consent)
+            self.history.set_conversation_fields(owner.id, conversation_id, **consent)
+
+    def _consent(self, owner: Owner, model: Model) -> dict:
+        """The conversation field that marks it as shared, while the person shares (else {})."""
+        if not self.data_sharing or not self.settings(owner).get(self.SHARE):
+            return {}
+        return {"consent": {"at": store.now(), "model": model.id}}
 
     def export(self, owner: Owner) -> dict:
         """All the person's data as one JSON document (schema in `portability`)."""
@@ -282,8 +288,15 @@ class ChatService:
     ) -> None:
         """Create the conversation if it is new, record the sharing consent, store the
         person's message. Runs in a worker thread: each write fsyncs (ms on a real disk)."""
-        if not conv["id"]:
-            self.history.create_conversation(owner.id, model=conv["model"], conversation_id=cid)
+        if not conv["id"]:  # one write: the row, its consent, the message
+            self.history.create_conversation(
+                owner.id,
+                model=conv["model"],
+                conversation_id=cid,
+                first_message=text,
+                **self._consent(owner, model),
+            )
+            return
         if self.data_sharing:  # before the message, so that the consent covers it
             self._record_consent(owner, cid, model)
         if text is not None:

@@ -29,6 +29,22 @@ def test_create_append_and_read_back(store):
     assert got["messages"][1]["model"] == "m1"
 
 
+def test_a_conversation_started_with_its_first_message(store, tmp_path):
+    conv = store.create_conversation("alice", model="m1", first_message="Where is Lyon, please?")
+    assert conv["title"] == "Where is Lyon, please?"
+    got = store.get_conversation("alice", conv["id"])
+    assert [(m["role"], m["content"]) for m in got["messages"]] == [
+        ("user", "Where is Lyon, please?")
+    ]
+    assert [c["title"] for c in store.list_conversations("alice")] == ["Where is Lyon, please?"]
+    # Another process (or a restart) reads the same from disk.
+    again = History(tmp_path)
+    assert [c["title"] for c in again.list_conversations("alice")] == ["Where is Lyon, please?"]
+    assert again.get_conversation("alice", conv["id"])["messages"][0]["content"] == (
+        "Where is Lyon, please?"
+    )
+
+
 def test_title_is_the_first_words():
     assert title_from("one two three four five six seven eight nine ten") == (
         "one two three four five six seven eight…"
