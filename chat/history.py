@@ -98,8 +98,10 @@ class AtomicJSONStorage(Storage):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        # json.dumps, not json.dump: only a one-shot encode uses the C encoder (5-10× faster).
+        text = json.dumps(self._data, ensure_ascii=False, separators=(",", ":"))
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self._data, f, ensure_ascii=False, separators=(",", ":"))
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         if mtime_ns is not None:
