@@ -7,6 +7,8 @@ On a temporary directory (same disk as the data would be), with the real fsync:
   follows an untimed append, so the listing is measured as it is used, between writes.
   Listing all 1,000 is measured the same way, and once more on a store just opened (its
   first read of the owner's files);
+- starting a conversation (its first message, as the chat does) for an owner with 10 vs
+  1,000 conversations, reported: it adds a row to the owner's index, which is written whole;
 - the same two operations for an owner with 10 conversations when the store holds 10 vs
   10,000 other owners (must not grow: ratio ≤ 1.2, what noise allows).
 Fixtures are written through History itself, in two worker processes, with fsync skipped
@@ -129,6 +131,20 @@ def bounded(
     )
 
 
+def starts(history: History, owner: str) -> tuple[Callable[[], object], Callable[[], object]]:
+    """(start a conversation, delete the one started last): the owner keeps their size."""
+    made: list[str] = []
+
+    def start() -> None:
+        made.append(history.create_conversation(owner, model="bench", first_message="Hi!")["id"])
+
+    def undo() -> None:
+        while made:
+            history.delete_conversation(owner, made.pop())
+
+    return start, undo
+
+
 def first_listing(root: Path, owner: str, times: int = 10) -> float:
     """Median ms of the first listing by a store just opened (a fresh start)."""
     spent = []
@@ -200,6 +216,22 @@ def run(report: Report) -> None:
                 target=f"≤ {LIST_MS:g} ms",
                 met=all_large <= LIST_MS,
                 note=f"median of {OPS}, each after an append",
+            )
+        )
+        (start_small, undo_small), (start_large, undo_large) = (
+            starts(history, "owner-small"),
+            starts(history, "owner-large"),
+        )
+        s_large, s_small = paired(start_large, start_small, before=(undo_large, undo_small))
+        report.add(
+            Figure(
+                f"start a conversation, owner with {LARGE:,} conversations",
+                s_large,
+                "ms",
+                baseline=s_small,
+                baseline_name=owner_small,
+                target="reported",
+                note=f"median of {OPS}; the index is written whole",
             )
         )
         report.add(
