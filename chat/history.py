@@ -284,7 +284,7 @@ class History:
         }
         path = self._owner_dir(owner) / "conversations" / f"{row['id']}.json"
         with self._open(path, stamp_ns=ns) as db:
-            db.table("conversation").insert({**row, **fields})
+            db.table("conversation").insert({**fields, **row})  # extras never replace the summary
             if first_message is not None:
                 db.table("messages").insert(_message("user", first_message, stamp))
         with self._index(owner) as index:
