@@ -297,8 +297,7 @@ class ChatService:
                 **self._consent(owner, model),
             )
             return
-        if self.data_sharing:  # before the message, so that the consent covers it
-            self._record_consent(owner, cid, model)
+        self._record_consent(owner, cid, model)  # before the message, so that it is covered
         if text is not None:
             self.history.append_message(owner.id, cid, role="user", content=text)
 
