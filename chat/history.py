@@ -246,7 +246,8 @@ class History:
         for conv in (path.parent / "conversations").glob("*.json"):
             try:
                 with self._open(conv) as db:
-                    rows.extend(db.table("conversation").all())
+                    # Plain rows: TinyDB would insert a Document under its own doc_id (1).
+                    rows += [{k: r.get(k) for k in _SUMMARY} for r in db.table("conversation")]
             except CorruptFile:
                 log.warning("conversation file %s is damaged; left untouched", conv.name)
         with self._open(path) as db:

@@ -131,11 +131,12 @@ def test_no_temporary_files_left(store, tmp_path):
 
 
 def test_damaged_index_is_rebuilt(store, tmp_path):
+    older = store.create_conversation("alice", model="m")
     conv = store.create_conversation("alice", model="m")
     store.append_message("alice", conv["id"], role="user", content="still here")
     (index,) = tmp_path.rglob("index.json")
     index.write_text('{"conversations": {"1": ')  # a torn write from some other tool
-    assert [c["id"] for c in store.list_conversations("alice")] == [conv["id"]]
+    assert [c["id"] for c in store.list_conversations("alice")] == [conv["id"], older["id"]]
     assert list(tmp_path.rglob("index.json.damaged-*")), "the damaged file is kept aside"
 
 
