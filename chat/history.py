@@ -11,9 +11,12 @@ Data model::
 `owner_key` is a hash of the owner id, so the raw id (a cookie secret) is never on disk.
 Each file holds one conversation, so a write costs in proportion to that conversation, never
 to the whole store. A conversation's `updated_at` is also its file's modification time, which
-the listing reads, so adding a message writes that one file and never the index. Writes are
-atomic (temporary file, fsync, rename) and serialised per file, so a crash never leaves half
-a file and concurrent writers lose nothing.
+the listing reads, so adding a message writes that one file and never the index. The index
+is written whole, so new conversations reach it in batches (INDEX_BATCH): until then their
+files are the only record, and a listing read from disk picks up the files the index does not
+name. The index only repeats what the files hold, and is rebuilt from them when damaged.
+Writes are atomic (temporary file, fsync, rename) and serialised per file, so a crash never
+leaves half a file and concurrent writers lose nothing.
 
 Listing: each owner's summaries are kept in memory, newest last, and updated by every write
 made through this `History`, so listing the newest N costs the same whatever the owner has.
@@ -171,6 +174,10 @@ def title_from(text: str) -> str:
 
 _SUMMARY = ("id", "title", "model", "created_at", "updated_at")
 LISTINGS_KEPT = 2_000  # people whose listing stays in memory (a few hundred bytes a row)
+# New conversations reach the index in batches of this many: the index is written whole, so
+# one write per new conversation made starting one cost in proportion to the owner's number
+# of conversations (14 ms at 1,000 vs 3 ms at 10). Their files hold the rows meanwhile.
+INDEX_BATCH = 32
 
 
 @dataclass
@@ -180,6 +187,7 @@ class _Listing:
 
     stamp: tuple[int, ...]
     rows: OrderedDict[str, tuple[int, dict]] = field(default_factory=OrderedDict)
+    unindexed: set[str] = field(default_factory=set)  # rows the index does not hold yet
 
 
 class History:
@@ -288,8 +296,7 @@ class History:
             db.table("conversation").insert({**fields, **row})  # extras never replace the summary
             if first_message is not None:
                 db.table("messages").insert(_message("user", first_message, stamp))
-        with self._index(owner) as index:
-            index.table("conversations").insert(row)
+        self._index_new(owner, row)
         self._touched(owner, row["id"], **{k: v for k, v in row.items() if k != "updated_at"})
         return dict(row)
 
@@ -331,19 +338,62 @@ class History:
         return listing
 
     def _read_listing(self, owner: str, stamp: tuple[int, ...]) -> _Listing:
-        """The listing from disk: the index's rows, with each file's mtime as `updated_at`."""
+        """The listing from disk: the index's rows and those of conversation files it does
+        not name yet (see INDEX_BATCH), with each file's mtime as `updated_at`."""
         with self._index(owner) as index:
             rows = index.table("conversations").all()
         folder = f"{self._owner_dir(owner)}/conversations/"  # str: pathlib costs 10 µs a join
+        unindexed = self._unindexed_rows(folder, {row["id"] for row in rows})
         found = []
-        for row in rows:
+        for row in rows + unindexed:
             try:
                 ns = os.stat(f"{folder}{row['id']}.json").st_mtime_ns
             except FileNotFoundError:
                 continue  # deleted while we listed
             found.append((ns, {**{k: row.get(k) for k in _SUMMARY}, "updated_at": iso(ns)}))
         found.sort(key=lambda pair: pair[0])
-        return _Listing(stamp, OrderedDict((summary["id"], (ns, summary)) for ns, summary in found))
+        listing = OrderedDict((summary["id"], (ns, summary)) for ns, summary in found)
+        return _Listing(stamp, listing, {row["id"] for row in unindexed})
+
+    def _unindexed_rows(self, folder: str, indexed: set[str]) -> list[dict]:
+        """The rows of the conversation files in `folder` that the index does not name."""
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return []
+        rows = []
+        for name in names:
+            cid = name[:-5]
+            if not name.endswith(".json") or cid in indexed or not _ID.match(cid):
+                continue  # includes the temporary files of writes in progress
+            try:
+                with self._open(Path(folder) / name) as db:
+                    rows += db.table("conversation").all()[:1]
+            except CorruptFile:
+                log.warning("conversation file %s is damaged; left untouched", name)
+        return rows
+
+    def _index_new(self, owner: str, row: dict) -> None:
+        """Add a new conversation's summary to the index, in batches of INDEX_BATCH: until
+        the batch is full, it is only noted in the owner's listing (kept in memory)."""
+        with self._listings_guard:
+            listing = self._listings.get(owner)
+            if listing is not None and len(listing.unindexed) < INDEX_BATCH - 1:
+                listing.unindexed.add(row["id"])
+                return
+            waiting = (
+                []
+                if listing is None
+                else [listing.rows[cid][1] for cid in listing.unindexed if cid in listing.rows]
+            )
+        with self._index(owner) as index:
+            table = index.table("conversations")
+            indexed = {r["id"] for r in table.all()}
+            batch = [{k: r.get(k) for k in _SUMMARY} for r in [*waiting, row]]
+            table.insert_multiple(r for r in batch if r["id"] not in indexed)
+        if listing is not None:
+            with self._listings_guard:
+                listing.unindexed.difference_update(r["id"] for r in waiting)
 
     def _touched(self, owner: str, conversation_id: str, **changes: Any) -> None:
         """After this process wrote a conversation: move it to its place in the listing."""
@@ -397,6 +447,9 @@ class History:
             path.unlink(missing_ok=True)
         with self._index(owner) as index:
             index.table("conversations").remove(Query().id == conversation_id)
+        with self._listings_guard:
+            if (listing := self._listings.get(owner)) is not None:
+                listing.unindexed.discard(conversation_id)
         self._touched(owner, conversation_id)
         return True
 
@@ -531,8 +584,7 @@ class History:
         with self._open(path, stamp_ns=_ns_of(conversation.get("updated_at"))) as db:
             db.table("conversation").insert(conversation)
             db.table("messages").insert_multiple(messages)
-        with self._index(owner) as index:
-            index.table("conversations").insert({k: conversation.get(k) for k in _SUMMARY})
+        self._index_new(owner, conversation)
         summary = {k: conversation.get(k) for k in _SUMMARY if k != "updated_at"}
         self._touched(owner, cid, **summary)
         return True

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chat.history import History, title_from
+from chat.history import INDEX_BATCH, History, title_from
 
 
 @pytest.fixture
@@ -138,6 +138,26 @@ def test_damaged_index_is_rebuilt(store, tmp_path):
     index.write_text('{"conversations": {"1": ')  # a torn write from some other tool
     assert [c["id"] for c in store.list_conversations("alice")] == [conv["id"], older["id"]]
     assert list(tmp_path.rglob("index.json.damaged-*")), "the damaged file is kept aside"
+
+
+def test_every_started_conversation_survives_a_restart_and_a_damaged_index(tmp_path):
+    """New conversations reach the index in batches: what a restart lists must not depend on
+    where a batch ended, nor on the index at all."""
+    store = History(tmp_path)
+    store.list_conversations("alice")  # the page lists first, as the app does
+    made = [
+        store.create_conversation("alice", model="m", first_message=f"Question {n}")
+        for n in range(INDEX_BATCH + 5)
+    ]
+    store.rename_conversation("alice", made[-1]["id"], "Renamed")
+    store.delete_conversation("alice", made[-2]["id"])
+    shown = [(c["id"], c["title"]) for c in store.list_conversations("alice")]
+    assert len(shown) == INDEX_BATCH + 4 and shown[0] == (made[-1]["id"], "Renamed")
+    assert made[-2]["id"] not in dict(shown)
+    assert [(c["id"], c["title"]) for c in History(tmp_path).list_conversations("alice")] == shown
+    (index,) = tmp_path.rglob("index.json")
+    index.write_text("{")
+    assert [(c["id"], c["title"]) for c in History(tmp_path).list_conversations("alice")] == shown
 
 
 def test_damaged_conversation_is_kept_untouched(store, tmp_path):
