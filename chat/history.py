@@ -378,22 +378,20 @@ class History:
         the batch is full, it is only noted in the owner's listing (kept in memory)."""
         with self._listings_guard:
             listing = self._listings.get(owner)
-            if listing is not None and len(listing.unindexed) < INDEX_BATCH - 1:
+        if listing is None:  # read it now (for someone new, a folder of one file)
+            listing = self._listing(owner)
+        with self._listings_guard:
+            if len(listing.unindexed | {row["id"]}) < INDEX_BATCH:
                 listing.unindexed.add(row["id"])
                 return
-            waiting = (
-                []
-                if listing is None
-                else [listing.rows[cid][1] for cid in listing.unindexed if cid in listing.rows]
-            )
+            waiting = [listing.rows[cid][1] for cid in listing.unindexed if cid in listing.rows]
         with self._index(owner) as index:
             table = index.table("conversations")
             indexed = {r["id"] for r in table.all()}
-            batch = [{k: r.get(k) for k in _SUMMARY} for r in [*waiting, row]]
-            table.insert_multiple(r for r in batch if r["id"] not in indexed)
-        if listing is not None:
-            with self._listings_guard:
-                listing.unindexed.difference_update(r["id"] for r in waiting)
+            batch = {r["id"]: {k: r.get(k) for k in _SUMMARY} for r in [*waiting, row]}
+            table.insert_multiple(r for cid, r in batch.items() if cid not in indexed)
+        with self._listings_guard:
+            listing.unindexed.difference_update(batch)
 
     def _touched(self, owner: str, conversation_id: str, **changes: Any) -> None:
         """After this process wrote a conversation: move it to its place in the listing."""
