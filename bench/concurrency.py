@@ -6,7 +6,9 @@ the first token to the last. A chat's time runs from its send to its last messag
 every chat completes, each within 1.15× the ideal. The browser path (the UI's chat event)
 and the API path (/chat) are run, each on Parlor and then on the bare app; every load is
 bounded (a 40 s deadline per run). First, the same load straight to the scripted server
-(no app in between) gives the floor the harness itself reaches on this machine.
+(no app in between) gives the floor the harness itself reaches on this machine; then the
+same burst of one-token answers on the bare app gives what Gradio alone takes to set up 200
+chats, which target 3 leaves 0.15 × 2.9 s for.
 
     python -m bench.concurrency
 """
@@ -15,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from bench.common import (
+    FIRST_TOKEN,
+    BareApp,
     ChatDriver,
     Figure,
     Report,
@@ -41,8 +46,11 @@ LIMIT = 1.15
 DEADLINE = 40.0  # seconds: ~14× the ideal
 
 
-async def load(driver: ChatDriver, pid: int) -> tuple[list[Stream | None], float]:
-    """CHATS simultaneous chats; each one's stream (None if it failed) and the server CPU."""
+async def load(
+    driver: ChatDriver, pid: int, last: str = last_token(TOKENS)
+) -> tuple[list[Stream | None], float]:
+    """CHATS simultaneous chats; each one's stream (None if it failed) and the server CPU.
+    `last`: how the answer's last token shows, which ends a chat."""
     clients = [driver.client() for _ in range(CHATS)]
     try:
         pages = await asyncio.gather(*(driver.warm(c) for c in clients))
@@ -51,7 +59,7 @@ async def load(driver: ChatDriver, pid: int) -> tuple[list[Stream | None], float
         async def one(client, page) -> Stream | None:
             await go.wait()
             try:
-                return await driver.chat(client, "Hello!", last=last_token(TOKENS), session=page)
+                return await driver.chat(client, "Hello!", last=last, session=page)
             except Exception as e:  # a refused or broken connection counts as a failure
                 print(f"    {driver.label}: {type(e).__name__}: {e}", flush=True)
                 return None
@@ -158,6 +166,36 @@ def summarize(report: Report, path: str, results: dict[str, tuple[list, float]])
     )
 
 
+async def gradio_floor(report: Report, tmp: Path) -> None:
+    """The same burst on the bare app when every answer is one token with no delay: what
+    Gradio alone takes to set up CHATS chats. Target 3 leaves (LIMIT - 1) × IDEAL for it."""
+    budget = (LIMIT - 1) * IDEAL
+    with ScriptedProcess(tokens_script(1, 0)) as srv:
+        bare = BareApp(srv.base_url, log_dir=tmp).wait_ready()
+        try:
+            for path in ("browser", "api"):
+                driver = ChatDriver.bare(bare.url, path)
+                async with driver.client() as c:  # warm-up: first-call imports
+                    await driver.chat(c, "warm up", session=await driver.warm(c))
+                streams, cpu = await load(driver, bare.pid, last=FIRST_TOKEN)
+                good = [s.duration for s in streams if s is not None and s.ok and s.saw_last]
+                report.add(
+                    Figure(
+                        f"{CHATS} one-token chats at once on the bare app, {path} path: "
+                        "the last one done after",
+                        max(good) if len(good) == CHATS else DEADLINE,
+                        "s",
+                        target=f"≤ {budget:.2f} s for target 3 to be reachable",
+                        met=len(good) == CHATS and max(good) <= budget,
+                        note=f"{len(good)}/{CHATS} complete; median {median(good):.2f} s; "
+                        f"server CPU {cpu:.2f} s, {cpu / CHATS * 1000:.1f} ms per chat",
+                    )
+                )
+                await asyncio.sleep(1)
+        finally:
+            bare.stop()
+
+
 async def run(report: Report) -> None:
     report.note(f"{CHATS} chats × {TOKENS} tokens at {1 / DELAY:g} tokens/s; ideal {IDEAL:.1f} s")
     with workdir() as tmp, ScriptedProcess(tokens_script(TOKENS, DELAY)) as srv:
@@ -172,6 +210,7 @@ async def run(report: Report) -> None:
                 f"{within}/{CHATS} within {LIMIT}×",
             )
         )
+        await gradio_floor(report, tmp)
         with both_apps(tmp, srv.base_url) as (parlor, bare):
             for path in ("browser", "api"):
                 results = {}
