@@ -16,6 +16,7 @@ from copy import copy
 from typing import Any
 
 import gradio as gr
+from gradio.blocks import BlockFunction, convert_component_dict_to_list
 from gradio.state_holder import SessionState
 
 QUEUE_POLL_SECONDS = 0.002
@@ -92,3 +93,52 @@ def lean_sessions() -> None:
     for name, member in vars(_LeanSession).items():
         if not name.startswith("__") or name in ("__init__", "__setitem__"):
             setattr(SessionState, name, member)
+
+
+_SKIP = gr.skip()
+_gradio_postprocess_data = gr.Blocks.postprocess_data
+
+
+def _is_skip(block: Any, prediction: Any) -> bool:
+    return not block.stateful and isinstance(prediction, dict) and prediction == _SKIP
+
+
+async def _postprocess_data(
+    self: gr.Blocks, block_fn: BlockFunction, predictions: Any, state: SessionState | None
+) -> list[Any]:
+    outputs = block_fn.outputs
+    if isinstance(predictions, dict) and predictions and predictions != _SKIP:
+        predictions = convert_component_dict_to_list(list(outputs), predictions)
+    if (
+        block_fn.batch
+        or block_fn.is_validator_function
+        or len(outputs) < 2
+        or not isinstance(predictions, list | tuple)
+        or len(predictions) != len(outputs)
+    ):
+        return await _gradio_postprocess_data(self, block_fn, predictions, state)
+    kept = [i for i, p in enumerate(predictions) if not _is_skip(outputs[i], p)]
+    if len(kept) == len(outputs):
+        return await _gradio_postprocess_data(self, block_fn, predictions, state)
+    result: list[Any] = [dict(_SKIP) for _ in outputs]
+    if kept:
+        fn = copy(block_fn)
+        fn.outputs = [outputs[i] for i in kept]
+        values = [predictions[i] for i in kept]
+        one_or_all = values if len(kept) > 1 else values[0]  # Gradio wraps a lone output
+        done = await _gradio_postprocess_data(self, fn, one_or_all, state)
+        for i, value in zip(kept, done, strict=True):
+            result[i] = value
+    return result
+
+
+def cheap_skips() -> None:
+    """Answer an output left as `gr.skip()` with the skip itself.
+
+    For each such output Gradio builds a new copy of the component from the session's last
+    one, with all its constructor arguments (`gradio/blocks.py`, `Blocks.postprocess_data`),
+    only to send `{"__type__": "update"}`, which the page ignores. For the sidebar's list of
+    conversations, that is a copy of every conversation's title at each event that leaves it
+    alone (the end of an answer, opening a conversation): a cost that grew with the number
+    of conversations. The session keeps its last copy, which is the same."""
+    gr.Blocks.postprocess_data = _postprocess_data  # type: ignore[method-assign]

@@ -43,6 +43,7 @@ def create_app(
     environ = dict(os.environ if environ is None else environ)
     gradio_patches.skip_absent_matplotlib()
     gradio_patches.lean_sessions()
+    gradio_patches.cheap_skips()
 
     def local_target() -> LocalTarget | None:
         if local is None or not local.ready.is_set():
