@@ -13,7 +13,7 @@ import time
 
 from bench.common import OUT, ROOT, Figure, fmt, machine
 
-BENCHES = ["store", "startup", "local_model", "cpu_per_token", "ttft", "concurrency"]
+BENCHES = ["store", "sidebar", "startup", "local_model", "cpu_per_token", "ttft", "concurrency"]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 
 

@@ -262,16 +262,28 @@ def _wire_chat(
             view.confirm: gr.Row(visible=False),
         }
 
-    # The answer streams into [chatbot, conversation_id, sent] only, already in the chatbot's
-    # wire format (postprocess=False). Gradio rebuilds every output a frame leaves as
+    # The answer streams into [chatbot, conversation_id, sent, created] only, already in the
+    # chatbot's wire format (postprocess=False). Gradio rebuilds every output a frame leaves as
     # gr.skip() (a new component and two configs, Blocks.postprocess_data) and postprocesses
     # the whole chat in a worker thread, on every frame: with the whole view as outputs that
     # was most of the server's CPU per token. Box, buttons and listing change around it.
     pending = gr.State("")  # the message being sent
     sent = gr.State(False)  # whether it was stored (else finish() gives it back to the box)
+    # The sidebar lists every conversation, so it is sent only when it changes: a new
+    # conversation is listed through created.change, and finish() lists again only when the
+    # answered conversation was not already the newest (reorder).
+    created = gr.State("")  # the id of a conversation this page has just started
+    reorder = gr.State(False)
 
-    def start(text: str) -> dict:
-        out: dict = {pending: text, sent: False}
+    def moves_up(cid: str, request: gr.Request) -> bool:
+        """Whether an answer in `cid` changes the sidebar's order (a new one: see created)."""
+        if not cid:
+            return False
+        newest = service.conversations(owner_of(request), limit=1)
+        return not newest or newest[0]["id"] != cid
+
+    def start(text: str, cid: str, request: gr.Request) -> dict:
+        out: dict = {pending: text, sent: False, reorder: moves_up(cid, request)}
         try:
             service.check_message(text)
         except ServiceError:
@@ -284,10 +296,11 @@ def _wire_chat(
             view.stop: gr.Button(visible=True),
         }
 
-    def finish(cid: str, text: str, stored: bool, request: gr.Request) -> dict:
+    def finish(cid: str, text: str, stored: bool, moved: bool, request: gr.Request) -> dict:
+        listing = _listing(service, owner_of, request, cid) if stored and moved else gr.skip()
         return {
             view.message: gr.skip() if stored or not text else text,  # a failed send keeps it
-            view.conversations: _listing(service, owner_of, request, cid),  # now the newest
+            view.conversations: listing,  # the answered conversation, now the newest
             view.model: gr.Dropdown(interactive=not cid),
             view.send: gr.Button(visible=True),
             view.stop: gr.Button(visible=False),
@@ -298,11 +311,13 @@ def _wire_chat(
     def wire_message(message: dict) -> dict:
         return view.chatbot.postprocess([message]).model_dump()[0]
 
-    async def stream(updates: AsyncIterator[ChatUpdate], shown: list) -> AsyncIterator[tuple]:
+    async def stream(
+        updates: AsyncIterator[ChatUpdate], shown: list, *, new: bool
+    ) -> AsyncIterator[tuple]:
         head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
-        # The states are set once per answer (setting a gr.State rebuilds its config), at
-        # the first frame after the message is on disk: only then can the sidebar, which
-        # conversation_id.change refreshes, list a new conversation under its title.
+        # The states are set once per answer, at the first frame after the message is on
+        # disk: only then can the sidebar, which created.change refreshes, list a new
+        # conversation under its title.
         named = False
         try:
             async for u in updates:
@@ -310,16 +325,18 @@ def _wire_chat(
                 answer = wire_message({"role": "assistant", "content": text})
                 if u.stored and not named:
                     named = True
-                    yield [*head, answer], u.conversation_id, True
+                    started = u.conversation_id if new else gr.skip()
+                    yield [*head, answer], u.conversation_id, True, started
                 else:
-                    yield [*head, answer], gr.skip(), gr.skip()
+                    yield [*head, answer], gr.skip(), gr.skip(), gr.skip()
         except ServiceError as e:
             gr.Warning(str(e))
             yield gr.skip()
 
     async def respond(text: str, cid: str, model_id: str, history: list, request: gr.Request):
         shown = [*history, {"role": "user", "content": (text or "").strip()}]
-        async for out in stream(service.send(owner_of(request), text, cid, model_id), shown):
+        updates = service.send(owner_of(request), text, cid, model_id)
+        async for out in stream(updates, shown, new=not cid):
             yield out
 
     async def retry(cid: str, history: list, request: gr.Request):
@@ -328,7 +345,7 @@ def _wire_chat(
             return
         while history and history[-1]["role"] == "assistant":
             history = history[:-1]
-        async for out in stream(service.retry(owner_of(request), cid), history):
+        async for out in stream(service.retry(owner_of(request), cid), history, new=False):
             yield out
 
     def request_stop(cid: str, request: gr.Request) -> None:
@@ -352,15 +369,11 @@ def _wire_chat(
     def show_in_listing(cid: str, request: gr.Request):
         return _listing(service, owner_of, request, cid)
 
-    view.conversation_id.change(
-        show_in_listing,
-        inputs=view.conversation_id,
-        outputs=view.conversations,
-        queue=False,
-        **PRIVATE,
+    created.change(
+        show_in_listing, inputs=created, outputs=view.conversations, queue=False, **PRIVATE
     )
-    streamed = [view.chatbot, view.conversation_id, sent]
-    starting = [pending, sent, view.message, view.model, view.send, view.stop]
+    streamed = [view.chatbot, view.conversation_id, sent, created]
+    starting = [pending, sent, reorder, view.message, view.model, view.send, view.stop]
     finishing = [
         view.message,
         view.conversations,
@@ -375,14 +388,20 @@ def _wire_chat(
     def then_answer(started: gr.events.Dependency, answer: Callable, inputs: list) -> None:
         started.then(answer, inputs=inputs, outputs=streamed, postprocess=False, **STREAMING).then(
             finish,
-            inputs=[view.conversation_id, pending, sent],
+            inputs=[view.conversation_id, pending, sent, reorder],
             outputs=finishing,
             queue=False,
             **PRIVATE,
         )
 
     def send_on(trigger: Callable) -> None:
-        started = trigger(start, inputs=view.message, outputs=starting, queue=False, **PRIVATE)
+        started = trigger(
+            start,
+            inputs=[view.message, view.conversation_id],
+            outputs=starting,
+            queue=False,
+            **PRIVATE,
+        )
         then_answer(started, respond, chat_inputs)
 
     send_on(view.message.submit)
@@ -393,12 +412,16 @@ def _wire_chat(
 
     send_on(view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then)
 
-    def start_retry() -> dict:
+    def start_retry(cid: str, request: gr.Request) -> dict:
         busy = {view.send: gr.Button(visible=False), view.stop: gr.Button(visible=True)}
-        return {pending: "", **busy}
+        return {pending: "", reorder: moves_up(cid, request), **busy}
 
     retrying = view.retry.click(
-        start_retry, outputs=[pending, view.send, view.stop], queue=False, **PRIVATE
+        start_retry,
+        inputs=view.conversation_id,
+        outputs=[pending, reorder, view.send, view.stop],
+        queue=False,
+        **PRIVATE,
     )
     then_answer(retrying, retry, [view.conversation_id, view.chatbot])
     view.stop.click(request_stop, inputs=view.conversation_id, **PRIVATE)
