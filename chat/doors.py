@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 import gradio as gr
 
 from .accounts import TokenResolver, account_from_session, bearer
-from .identity import CookieSigner, IdentityError, Owner, owner_from_cookies
+from .identity import COOKIE_STATE, CookieSigner, IdentityError, Owner, owner_from_cookies
 
 OwnerOf = Callable[..., Owner]  # (request, oauth_token=None) -> Owner
 
@@ -18,6 +20,35 @@ def _session(request: gr.Request) -> dict:
         return dict(raw.session) if raw is not None and "session" in raw.scope else {}
     except (AttributeError, AssertionError):
         return {}
+
+
+def _cookie_came_back(request: gr.Request) -> bool:
+    """Whether the browser sent a valid session cookie (see SessionCookieMiddleware)."""
+    raw = getattr(request, "request", None)
+    state = raw.scope.get("state", {}) if raw is not None else {}
+    return bool(state.get(COOKIE_STATE, True))
+
+
+class SessionPins:
+    """The anonymous owner of each page whose browser keeps no cookie (a frame where
+    third-party cookies are blocked): each of its events brings a new cookie, so without a
+    pin every message would come from someone new, and the second one of a conversation
+    would find it missing. Pinned to Gradio's session of the page, as Gradio keeps the
+    page's `gr.State`s, for as long as the page is open (the newest `kept` sessions)."""
+
+    def __init__(self, kept: int = 10_000) -> None:
+        self.kept = kept
+        self._owners: OrderedDict[str, Owner] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def owner(self, session_hash: str, fresh: Owner) -> Owner:
+        """The session's pinned owner; `fresh` (and pinned) on its first event."""
+        with self._guard:
+            owner = self._owners.setdefault(session_hash, fresh)
+            self._owners.move_to_end(session_hash)
+            while len(self._owners) > self.kept:
+                self._owners.popitem(last=False)
+            return owner
 
 
 def owner_resolver(
@@ -31,11 +62,18 @@ def owner_resolver(
 
     In order: the Hugging Face account logged in through OAuth (the visitor's anonymous data
     moves to it on first sight), the account of a Hugging Face token sent by an API caller,
-    then the anonymous session cookie.
+    then the anonymous session cookie (or, where the browser keeps none, the owner pinned
+    to the page's session).
     """
 
+    pins = SessionPins()
+
     def anonymous(request: gr.Request) -> Owner:
-        return owner_from_cookies(dict(request.cookies or {}), signer)
+        owner = owner_from_cookies(dict(request.cookies or {}), signer)
+        session = getattr(request, "session_hash", None)
+        if _cookie_came_back(request) or not session:
+            return owner
+        return pins.owner(session, owner)
 
     def owner_of(request: gr.Request, oauth_token: gr.OAuthToken | None = None) -> Owner:
         try:

@@ -40,7 +40,8 @@ async () => {
     const second = await ask();
     if (second.cookie) return "";
   } catch (e) { return ""; }
-  return "⚠️ **This browser blocks Parlor's cookie here**, so your history will not be kept. " +
+  return "⚠️ **This browser blocks Parlor's cookie here**, so your history will not be kept " +
+         "once you leave this page. " +
          "[Open Parlor in a new tab](" + window.location.href.split("?")[0] +
          ") to keep it.";
 }

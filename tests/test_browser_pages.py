@@ -401,6 +401,18 @@ def test_embedded_where_the_cookie_is_blocked_says_so(people, plain, sites):
     expect(link).to_have_attribute("href", plain.url)
     expect(link).to_have_attribute("target", "_blank")
     assert "{" not in warning.inner_text(), f"markup shows as text: {warning.inner_text()!r}"
+    expect(warning).to_contain_text("once you leave this page")
+
+    # While the page is open, a conversation goes on as anywhere else: its second message
+    # finds the first (the page's session stands for the cookie the browser refused).
+    first = me.chat("Name a colour.")
+    second = me.chat("And another one?")
+    assert me.messages() == [
+        ("user", "Name a colour."),
+        ("bot", first),
+        ("user", "And another one?"),
+        ("bot", second),
+    ]
     assert me.context.cookies() == [], "the frame kept no cookie"
 
     # The link opens Parlor in a tab of its own, where the cookie is kept and nobody warns.
