@@ -12,9 +12,11 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
+from starlette.responses import RedirectResponse
 
 from .identity import IdentityError, Owner
 
@@ -83,3 +85,31 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     value = headers.get(TOKEN_HEADER) or ""
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+DECLINED = "declined"  # ?signin=declined: the page says sign-in did not happen
+
+
+class DeclinedSignIn:
+    """Pure ASGI middleware: a sign-in the person declined comes back to the chat.
+
+    Hugging Face sends the person back with `?error=...` when they refuse (or the provider
+    fails); Gradio's callback (`gradio/oauth.py`, `oauth_redirect_callback`) catches only
+    authlib's MismatchingStateError, so the OAuthError that follows was a 500 page. Here
+    the callback goes back to the page instead, which says sign-in did not happen; the
+    person stays who they were (their anonymous history is untouched)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].endswith("/login/callback")
+            and "error" in parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        ):
+            log.info("sign-in declined or failed at the provider")
+            back = RedirectResponse(f"../?signin={DECLINED}", status_code=302)
+            await back(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

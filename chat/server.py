@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from . import gradio_patches, pages
-from .accounts import TokenResolver
+from .accounts import DeclinedSignIn, TokenResolver
 from .api import register_api
 from .catalog import Catalog
 from .doors import owner_resolver
@@ -157,6 +157,8 @@ def create_app(
     app.add_middleware(
         SessionCookieMiddleware, signer=signer, policy=policy, is_retired=history.is_retired
     )
+    if settings.login_enabled:
+        app.add_middleware(DeclinedSignIn)
     app.add_middleware(
         SecurityMiddleware,
         frame_ancestors=settings.frame_ancestors,

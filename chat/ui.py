@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from .accounts import DECLINED
 from .doors import OwnerOf, render_answer
 from .service import ChatService, ChatUpdate, ServiceError
 from .ui_data import DataPanel, build_data_panel
@@ -219,6 +220,8 @@ def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, 
             out[sidebar] = gr.Sidebar(visible=False)  # small frames: the chat only
         owner = owner_of(request)
         out[account] = f"Signed in as **{owner.name}**" if owner.kind == "hf" else ""
+        if query.get("signin") == DECLINED and owner.kind != "hf":
+            gr.Info("You did not sign in: you are still anonymous, with your conversations.")
         if service.data_sharing:
             out[data_panel.share] = bool(service.settings(owner).get(service.SHARE))
         return out

@@ -151,6 +151,33 @@ def test_space_without_volume_warns_about_ephemeral_history(space):
     assert "wiped when it restarts" in page
 
 
+def test_declining_sign_in_comes_back_to_the_chat_as_before(op, space):
+    """Refusing at Hugging Face sends the person back with ?error=...: Gradio alone answers
+    that with a 500 page (tests/test_oidc_provider.py)."""
+    me = Browser(space)
+    chat(me.client(), "Before signing in")
+    op.fail_next("access_denied")
+    page = me.http.get(space.url + "login/huggingface?_target_url=/", follow_redirects=True)
+    assert page.status_code == 200, page.text[:300]
+    assert (page.url.path, page.url.params.get("signin")) == ("/", "declined")
+    assert titles(me.client()) == {"Before signing in"}  # still the same anonymous person
+
+
+def test_declined_sign_in_is_said_on_the_page(op, space, browser):
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        op.fail_next("access_denied")
+        page.goto(space.url + "login/huggingface?_target_url=/")
+        expect(page.locator("#message textarea")).to_be_visible(timeout=30_000)
+        expect(page.locator(".toast-body").first).to_contain_text("You did not sign in")
+        expect(page.locator("#login")).to_be_visible()
+    finally:
+        context.close()
+
+
 def test_sign_in_opens_a_tab_of_its_own_inside_a_frame(space, browser):
     """In a frame the login cookie is blocked, so the button gives way to a new-tab link."""
     from playwright.sync_api import expect
