@@ -107,7 +107,9 @@ async def _postprocess_data(
     self: gr.Blocks, block_fn: BlockFunction, predictions: Any, state: SessionState | None
 ) -> list[Any]:
     outputs = block_fn.outputs
-    if isinstance(predictions, dict) and predictions and predictions != _SKIP:
+    if len(outputs) > 1 and isinstance(predictions, dict) and predictions == _SKIP:
+        predictions = [_SKIP] * len(outputs)  # one skip for every output, as Gradio reads it
+    elif isinstance(predictions, dict) and predictions:
         predictions = convert_component_dict_to_list(list(outputs), predictions)
     if (
         block_fn.batch
