@@ -267,10 +267,10 @@ def _wire_chat(
         }
 
     # The answer streams into [chatbot, conversation_id, sent, created] only, already in the
-    # chatbot's wire format (postprocess=False). Gradio rebuilds every output a frame leaves as
-    # gr.skip() (a new component and two configs, Blocks.postprocess_data) and postprocesses
-    # the whole chat in a worker thread, on every frame: with the whole view as outputs that
-    # was most of the server's CPU per token. Box, buttons and listing change around it.
+    # chatbot's wire format (postprocess=False). Gradio rebuilt every output a frame leaves as
+    # gr.skip() (now cheap: gradio_patches.cheap_skips) and postprocesses the whole chat in a
+    # worker thread, on every frame: with the whole view as outputs that was most of the
+    # server's CPU per token. Box, buttons and listing change around it.
     pending = gr.State("")  # the message being sent
     sent = gr.State(False)  # whether it was stored (else finish() gives it back to the box)
     # The sidebar lists every conversation, so it is sent only when it changes: a new
