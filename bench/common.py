@@ -342,16 +342,13 @@ def bench_models_yaml(path: Path, base_url: str, *, max_tokens: int = 1024) -> P
 class BareApp:
     """bench/bare_chatinterface.py as a process; `url` once its page answers."""
 
-    def __init__(
-        self, base_url: str, *, max_threads: int = 1000, log_dir: Path, model: str = SERVED_NAME
-    ) -> None:
+    def __init__(self, base_url: str, *, max_threads: int = 1000, log_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_dir / f"bare-{self.port}.log"
         env = {
             **os.environ,
             "BENCH_BASE_URL": base_url,
-            "BENCH_MODEL": model,
             "BENCH_MAX_THREADS": str(max_threads),
             "GRADIO_SERVER_NAME": "127.0.0.1",
             "GRADIO_SERVER_PORT": str(self.port),

@@ -173,6 +173,13 @@ def title_from(text: str) -> str:
 
 
 _SUMMARY = ("id", "title", "model", "created_at", "updated_at")
+
+
+def _summary(row: dict) -> dict:
+    """A conversation row's listed fields (what the index holds)."""
+    return {k: row.get(k) for k in _SUMMARY}
+
+
 LISTINGS_KEPT = 2_000  # people whose listing stays in memory (a few hundred bytes a row)
 # New conversations reach the index in batches of this many: the index is written whole, so
 # writing it for each new conversation made starting one cost in proportion to how many the
@@ -255,7 +262,7 @@ class History:
             try:
                 with self._open(conv) as db:
                     # Plain rows: TinyDB would insert a Document under its own doc_id (1).
-                    rows += [{k: r.get(k) for k in _SUMMARY} for r in db.table("conversation")]
+                    rows += [_summary(r) for r in db.table("conversation")]
             except CorruptFile:
                 log.warning("conversation file %s is damaged; left untouched", conv.name)
         with self._open(path) as db:
@@ -350,7 +357,7 @@ class History:
                 ns = os.stat(f"{folder}{row['id']}.json").st_mtime_ns
             except FileNotFoundError:
                 continue  # deleted while we listed
-            found.append((ns, {**{k: row.get(k) for k in _SUMMARY}, "updated_at": iso(ns)}))
+            found.append((ns, {**_summary(row), "updated_at": iso(ns)}))
         found.sort(key=lambda pair: pair[0])
         listing = OrderedDict((summary["id"], (ns, summary)) for ns, summary in found)
         return _Listing(stamp, listing, {row["id"] for row in unindexed})
@@ -388,7 +395,7 @@ class History:
         with self._index(owner) as index:
             table = index.table("conversations")
             indexed = {r["id"] for r in table.all()}
-            batch = {r["id"]: {k: r.get(k) for k in _SUMMARY} for r in [*waiting, row]}
+            batch = {r["id"]: _summary(r) for r in [*waiting, row]}
             table.insert_multiple(r for cid, r in batch.items() if cid not in indexed)
         with self._listings_guard:
             listing.unindexed.difference_update(batch)
@@ -431,7 +438,7 @@ class History:
             messages = db.table("messages").all()
         if not rows:
             return None
-        return {**{k: rows[0].get(k) for k in _SUMMARY}, "messages": [dict(m) for m in messages]}
+        return {**_summary(rows[0]), "messages": [dict(m) for m in messages]}
 
     def rename_conversation(self, owner: str, conversation_id: str, title: str) -> dict | None:
         return self._update_summary(owner, conversation_id, title=title.strip() or "New chat")
@@ -526,7 +533,7 @@ class History:
             row = conv.all()[0]
         self._update_index(owner, conversation_id, changes)
         self._touched(owner, conversation_id, **_titled(changes))
-        return {k: row.get(k) for k in _SUMMARY}
+        return _summary(row)
 
     def _update_index(self, owner: str, conversation_id: str, changes: dict) -> None:
         with self._index(owner) as index:
