@@ -18,6 +18,7 @@ from .catalog import Catalog
 from .doors import owner_resolver
 from .endpoints import Endpoints, LocalTarget
 from .history import History
+from .http_api import add_http_api
 from .identity import COOKIE_STATE, CookiePolicy, CookieSigner, SessionCookieMiddleware
 from .local_model import LocalModel
 from .security import SecurityMiddleware
@@ -136,6 +137,8 @@ def create_app(
                 feedback_url=settings.feedback_link,
             )
         )
+
+    add_http_api(app, service, owner_of)
 
     app = gr.mount_gradio_app(
         app,

@@ -65,6 +65,7 @@ def test_python_snippets_run_against_the_app(app, capsys):
     assert "smollm2-135m" in printed
     assert "{'imported': 1}" in printed and "{'deleted': True}" in printed
     assert "{'deleted': 1}" in printed
+    assert "complete " in printed, "the plain HTTP chat streamed to its end"
 
 
 def test_view_api_lists_the_contract_with_descriptions(app):

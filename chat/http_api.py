@@ -1,0 +1,98 @@
+"""`POST /api/chat`: the chat endpoint as plain HTTP streaming, beside Gradio's queue.
+
+Gradio runs every event through its queue (`gradio/queueing.py`, `Queue.process_events`,
+then `gradio/routes.py`, `queue_data`, for the stream): several milliseconds of CPU for
+each chat it sets up, which is what keeps a 2-core machine from starting hundreds of chats
+at the same instant (the README's performance section has the figures). This door takes
+the same identity (session cookie, or a Hugging Face token when login is on) and calls the
+same `ChatService.send` as the Gradio `/chat` endpoint, and streams its frames as
+Server-Sent Events straight from Starlette, with no queue in between.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import gradio as gr
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from .doors import OwnerOf
+from .service import NOT_FOUND, ChatService, ChatUpdate, ServiceError
+
+PATH = "/api/chat"
+BAD_REQUEST = 'Send a JSON object such as {"message": "Hello!", "conversation_id": ""}.'
+BROKEN = "Something went wrong on the server while answering. Try again."
+
+log = logging.getLogger("parlor.http_api")
+
+
+class ChatRequest(BaseModel):
+    """The body of `/api/chat`: the same fields as the Gradio `/chat` endpoint's."""
+
+    message: str
+    conversation_id: str = ""
+    model_id: str = ""
+
+
+def _event(name: str, data: object) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _status(error: ServiceError) -> int:
+    message = str(error)
+    if message == NOT_FOUND:
+        return 404
+    return 409 if "still being written" in message else 400
+
+
+async def _events(first: ChatUpdate, updates: AsyncIterator[ChatUpdate]) -> AsyncIterator[bytes]:
+    """The answer as Server-Sent Events, from its first frame (already fetched) to its end:
+    `generating` frames of [conversation_id, answer so far], then `complete` with the whole
+    answer, or `error` with why it stopped (what was written is kept, as in the chat)."""
+    try:
+        update: ChatUpdate | None = first
+        while update is not None:
+            if update.done:
+                if update.failed:
+                    yield _event("error", {"error": update.notice})
+                else:
+                    yield _event("complete", [update.conversation_id, update.text])
+                return
+            yield _event("generating", [update.conversation_id, update.text])
+            update = await anext(updates, None)
+    except ServiceError as e:
+        yield _event("error", {"error": str(e)})
+    except Exception as e:  # never the text: it may hold the message
+        log.error("an answer over %s broke: %s", PATH, type(e).__name__)
+        yield _event("error", {"error": BROKEN})
+    finally:
+        await updates.aclose()  # type: ignore[attr-defined]
+
+
+def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
+    """Route `POST /api/chat` on `app` (before Gradio is mounted at `/`)."""
+
+    @app.post(PATH, include_in_schema=False)
+    async def chat(request: Request) -> Response:
+        try:
+            body = ChatRequest.model_validate_json(await request.body())
+        except ValidationError:
+            return JSONResponse({"error": BAD_REQUEST}, status_code=422)
+        try:
+            owner = owner_of(gr.Request(request=request))
+        except gr.Error as e:
+            return JSONResponse({"error": e.message}, status_code=401)
+        updates = service.send(owner, body.message, body.conversation_id, body.model_id)
+        try:  # what fails before the answer starts gets a plain HTTP status
+            first = await anext(updates)
+        except ServiceError as e:
+            return JSONResponse({"error": str(e)}, status_code=_status(e))
+        return StreamingResponse(
+            _events(first, updates),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store"},
+        )

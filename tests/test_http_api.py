@@ -1,0 +1,189 @@
+"""End to end: `POST /api/chat`, the plain HTTP streaming door, on the real app.
+
+It must behave like the Gradio `/chat` endpoint: the same person (session cookie), the same
+store, the same clear errors, and what was written kept when the answer breaks or the caller
+goes away. One app serves the module, its models served by the scripted server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import yaml
+from apprunner import RunningApp
+from gradio_client import Client
+from scripted_server import ScriptedServer
+
+from chat.identity import COOKIE_NAME
+
+MARK = "pelican-marble-902"  # in every message sent: the log must never show it
+WORDS = ["Once", " upon", " a", " time", "."]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[tuple[ScriptedServer, RunningApp]]:
+    root = tmp_path_factory.mktemp("http-api")
+    with ScriptedServer() as srv:
+        models = [
+            {
+                "id": name,
+                "name": f"Scripted {name}",
+                "parameters": {"max_tokens": 64},
+                "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": name}],
+            }
+            for name in ("story", "cut", "slow")
+        ]
+        catalog = root / "models.yaml"
+        catalog.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+        env = {"PARLOR_STREAM_FRAME_SECONDS": "0"}
+        app = RunningApp(root / "data", models=catalog, env=env).wait_ready()
+        try:
+            yield srv, app
+        finally:
+            app.stop()
+
+
+def person(app: RunningApp) -> httpx.Client:
+    """Someone new: their own cookie jar, which keeps the session cookie the app sets."""
+    return httpx.Client(base_url=app.url, timeout=30)
+
+
+def events(response: httpx.Response) -> Iterator[tuple[str, object]]:
+    """The (event, data) pairs of a Server-Sent Events stream."""
+    name = ""
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            yield name, json.loads(line[6:])
+
+
+def send(c: httpx.Client, message: str, conversation_id: str = "", model_id: str = "story"):
+    body = {"message": message, "conversation_id": conversation_id, "model_id": model_id}
+    with c.stream("POST", "api/chat", json=body) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        return list(events(r))
+
+
+def gradio(app: RunningApp, c: httpx.Client) -> Client:
+    """The Gradio client API, as the same person (their session cookie)."""
+    cookies = {COOKIE_NAME: c.cookies[COOKIE_NAME]}
+    return Client(app.url, verbose=False, httpx_kwargs={"cookies": cookies})
+
+
+def test_the_answer_streams_and_is_kept_like_the_gradio_chat(served):
+    srv, app = served
+    srv.script_model("story", "tokens", tokens=WORDS, delay=0.05)
+    with person(app) as c:
+        stream = send(c, f"{MARK} tell me a story")
+        assert c.cookies.get(COOKIE_NAME), "a new caller gets a session cookie"
+        kinds = [kind for kind, _ in stream]
+        assert kinds[-1] == "complete" and set(kinds[:-1]) == {"generating"}
+        cid, answer = stream[-1][1]
+        assert answer == "".join(WORDS)
+        texts = [text for _, (_, text) in stream]
+        assert len({t for t in texts if t}) >= len(WORDS), "it streams word by word"
+        assert all(answer.startswith(t) for t in texts), "each frame extends the last"
+        assert {frame_cid for _, (frame_cid, _) in stream} == {cid}
+
+        again = send(c, "and another", cid)
+        assert again[-1] == ("complete", [cid, answer])
+
+        conversation = gradio(app, c).predict(cid, api_name="/conversation")
+        assert [(m["role"], m["content"]) for m in conversation["messages"]] == [
+            ("user", f"{MARK} tell me a story"),
+            ("assistant", answer),
+            ("user", "and another"),
+            ("assistant", answer),
+        ]
+
+
+def test_someone_elses_conversation_looks_missing(served):
+    _, app = served
+    with person(app) as owner, person(app) as other:
+        cid = send(owner, f"{MARK} my secret")[-1][1][0]
+        theirs = other.post("api/chat", json={"message": "let me in", "conversation_id": cid})
+        made_up = other.post(
+            "api/chat", json={"message": "let me in", "conversation_id": "0" * len(cid)}
+        )
+        assert (theirs.status_code, theirs.json()) == (made_up.status_code, made_up.json())
+        assert theirs.status_code == 404 and "not found" in theirs.json()["error"]
+        messages = gradio(app, owner).predict(cid, api_name="/conversation")["messages"]
+        assert [m["content"] for m in messages if m["role"] == "user"] == [f"{MARK} my secret"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"message": "   "}, 400, "Type a message first"),
+        ({"message": MARK + "x" * 20_000}, 400, "the limit is 16,000"),
+        ({"message": "hi", "model_id": "no-such-model"}, 400, "unknown model"),
+        ({"text": "hi"}, 422, '{"message": "Hello!"'),
+        ("not json at all", 422, '{"message": "Hello!"'),
+    ],
+)
+def test_a_bad_request_is_explained_and_stores_nothing(served, body, status, says):
+    _, app = served
+    with person(app) as c:
+        if isinstance(body, str):
+            r = c.post("api/chat", content=body, headers={"content-type": "application/json"})
+        else:
+            r = c.post("api/chat", json=body)
+        assert r.status_code == status
+        assert says in r.json()["error"]
+        assert gradio(app, c).predict(api_name="/conversations") == []
+
+
+def test_a_post_from_another_site_is_refused(served):
+    _, app = served
+    with person(app) as c:
+        c.get("healthz")  # the visitor has a session cookie, which the browser sends along
+        r = c.post(
+            "api/chat", json={"message": "hi"}, headers={"origin": "https://elsewhere.example"}
+        )
+        assert r.status_code == 403
+        assert gradio(app, c).predict(api_name="/conversations") == []
+
+
+def test_a_broken_answer_is_explained_and_what_came_is_kept(served):
+    srv, app = served
+    srv.script_model("cut", "cut", tokens=WORDS, after=3)
+    with person(app) as c:
+        stream = send(c, f"{MARK} go on", model_id="cut")
+        kind, data = stream[-1]
+        assert kind == "error"
+        assert "broke in the middle of the answer" in data["error"]
+        cid = stream[0][1][0]
+        answer = gradio(app, c).predict(cid, api_name="/conversation")["messages"][1]
+        assert answer["content"] == "".join(WORDS[:3])
+        assert answer["incomplete"] is True and answer["notice"] == data["error"]
+
+
+def test_hanging_up_keeps_what_was_written(served):
+    srv, app = served
+    words = [f" w{i}" for i in range(100)]
+    srv.script_model("slow", "slow", tokens=words, delay=0.1)
+    with person(app) as c:
+        body = {"message": f"{MARK} a long one", "model_id": "slow"}
+        with c.stream("POST", "api/chat", json=body) as r:
+            for _, frame in events(r):
+                cid, seen = frame
+                if len(seen) >= 3 * len(" w0"):
+                    break  # leaves the block: the connection closes mid-answer
+        api = gradio(app, c)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            messages = api.predict(cid, api_name="/conversation")["messages"]
+            if len(messages) == 2 and messages[1].get("notice"):
+                break
+            time.sleep(0.2)
+        assert len(messages) == 2, "the answer begun was kept"
+        answer = messages[1]
+        assert answer["content"].startswith(seen) and answer["content"] != "".join(words)
+        assert answer["incomplete"] is True and "Interrupted" in answer["notice"]
+    assert MARK not in app.log(), "message text never goes to the log"
