@@ -746,6 +746,9 @@ class ChatDriver:
         session: str | None = None,
     ) -> Stream:
         """Send `text` in a new chat; `session`: the page's (from `warm`), else a new one."""
+        if self.path == "http":
+            body = {"message": text, "conversation_id": "", "model_id": ""}
+            return await call_http(client, self.base, body, marker=marker, last=last)
         if self.path == "api":
             data = self.api_data(text)
             return await call_api(client, self.base, self.api_name, data, marker=marker, last=last)
@@ -801,3 +804,41 @@ async def gather_bounded(coros: list, limit: int) -> list:
             return await c
 
     return await asyncio.gather(*(one(c) for c in coros))
+
+
+async def call_http(
+    client: httpx.AsyncClient,
+    base: str,
+    body: dict,
+    *,
+    marker: str = FIRST_TOKEN,
+    last: str | None = None,
+) -> Stream:
+    """One chat over Parlor's plain HTTP door, `POST /api/chat` (Server-Sent Events)."""
+    s = Stream(start=time.perf_counter())
+    async with client.stream("POST", f"{base}api/chat", json=body) as resp:
+        if resp.status_code != 200:
+            s.end = time.perf_counter()
+            s.error = f"HTTP {resp.status_code}: {(await resp.aread())[:200]!r}"
+            return s
+        event = ""
+        async for line in resp.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                if last is not None and not s.saw_last and last in line:
+                    s.saw_last = True
+                if s.first is None and marker in line:
+                    s.first = time.perf_counter()
+                if event == "generating":
+                    s.messages += 1
+                elif event == "complete":
+                    s.end = time.perf_counter()
+                    s.ok = True
+                    s.final = json.loads(line[6:])
+                    break
+                elif event == "error":
+                    s.end = time.perf_counter()
+                    s.error = line[6:][:300]
+                    break
+    return s

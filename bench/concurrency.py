@@ -4,11 +4,12 @@
 same instant; every answer is 30 tokens, 100 ms apart, so the ideal chat lasts 2.9 s from
 the first token to the last. A chat's time runs from its send to its last message. Target:
 every chat completes, each within 1.15× the ideal. The browser path (the UI's chat event)
-and the API path (/chat) are run, each on Parlor and then on the bare app; every load is
-bounded (a 40 s deadline per run). First, the same load straight to the scripted server
-(no app in between) gives the floor the harness itself reaches on this machine; then the
-same burst of one-token answers on the bare app gives what Gradio alone takes to set up 200
-chats, which target 3 leaves 0.15 × 2.9 s for.
+and the API path (/chat) are run, each on Parlor and then on the bare app, then Parlor's
+plain HTTP door (/api/chat, beside the bare app's API path, its nearest equivalent); every
+load is bounded (a 40 s deadline per run). First, the same load straight to the scripted
+server (no app in between) gives the floor the harness itself reaches on this machine; then
+the same burst of one-token answers gives what setting up 200 chats takes (the bare app on
+both paths, and Parlor's plain HTTP door), which target 3 leaves 0.15 × 2.9 s for.
 
     python -m bench.concurrency
 """
@@ -32,6 +33,7 @@ from bench.common import (
     cpu_seconds,
     http_client,
     last_token,
+    launch_parlor,
     median,
     pct,
     tokens_script,
@@ -44,6 +46,7 @@ DELAY = 0.1  # 10 tokens/s
 IDEAL = (TOKENS - 1) * DELAY
 LIMIT = 1.15
 DEADLINE = 40.0  # seconds: ~14× the ideal
+BARE = "bare ChatInterface"
 
 
 async def load(
@@ -102,7 +105,10 @@ async def floor(base_url: str) -> list[float]:
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
 
-def summarize(report: Report, path: str, results: dict[str, tuple[list, float]]) -> None:
+def summarize(
+    report: Report, path: str, results: dict[str, tuple[list, float]], baseline: str
+) -> None:
+    """`results`: Parlor's and the bare app's; `baseline`: what to call the bare app's."""
     rows = {}
     for label, (streams, cpu) in results.items():
         good = [s for s in streams if s is not None and s.ok and s.saw_last]
@@ -119,14 +125,14 @@ def summarize(report: Report, path: str, results: dict[str, tuple[list, float]])
             f"max {max(ttfts) if ttfts else float('nan'):.0f} ms; server CPU {cpu:.2f} s",
             flush=True,
         )
-    ours, theirs = rows["Parlor"], rows["bare ChatInterface"]
+    ours, theirs = rows["Parlor"], rows[BARE]
     report.add(
         Figure(
             f"{CHATS} chats, {path} path: chats complete within {LIMIT}× ideal",
             ours[2],
             "chats",
             baseline=theirs[2],
-            baseline_name="bare ChatInterface",
+            baseline_name=baseline,
             target=f"all {CHATS}",
             met=ours[2] == CHATS,
             note=f"{len(ours[0])} vs {len(theirs[0])} completed at all",
@@ -145,7 +151,7 @@ def summarize(report: Report, path: str, results: dict[str, tuple[list, float]])
             slowest[0],
             "×",
             baseline=slowest[1],
-            baseline_name="bare ChatInterface",
+            baseline_name=baseline,
             target=f"≤ {LIMIT}",
             met=slowest[0] <= LIMIT,
             note=(
@@ -161,28 +167,33 @@ def summarize(report: Report, path: str, results: dict[str, tuple[list, float]])
             ours[4],
             "s",
             baseline=theirs[4],
-            baseline_name="bare ChatInterface",
+            baseline_name=baseline,
         )
     )
 
 
-async def gradio_floor(report: Report, tmp: Path) -> None:
-    """The same burst on the bare app when every answer is one token with no delay: what
-    Gradio alone takes to set up CHATS chats. Target 3 leaves (LIMIT - 1) × IDEAL for it."""
+async def setup_floor(report: Report, tmp: Path) -> None:
+    """The same burst when every answer is one token with no delay: what setting up CHATS
+    chats takes, on the bare app (Gradio alone) and on Parlor's plain HTTP door. Target 3
+    leaves (LIMIT - 1) × IDEAL for it."""
     budget = (LIMIT - 1) * IDEAL
     with ScriptedProcess(tokens_script(1, 0)) as srv:
-        bare = BareApp(srv.base_url, log_dir=tmp).wait_ready()
+        bare = BareApp(srv.base_url, log_dir=tmp)
+        parlor = launch_parlor(tmp, srv.base_url)
         try:
-            for path in ("browser", "api"):
-                driver = ChatDriver.bare(bare.url, path)
+            bare.wait_ready()
+            for driver, pid, what in (
+                (ChatDriver.bare(bare.url, "browser"), bare.pid, "the bare app, browser path"),
+                (ChatDriver.bare(bare.url, "api"), bare.pid, "the bare app, api path"),
+                (ChatDriver.parlor(parlor.url, "http"), parlor.proc.pid, "Parlor, /api/chat"),
+            ):
                 async with driver.client() as c:  # warm-up: first-call imports
                     await driver.chat(c, "warm up", session=await driver.warm(c))
-                streams, cpu = await load(driver, bare.pid, last=FIRST_TOKEN)
+                streams, cpu = await load(driver, pid, last=FIRST_TOKEN)
                 good = [s.duration for s in streams if s is not None and s.ok and s.saw_last]
                 report.add(
                     Figure(
-                        f"{CHATS} one-token chats at once on the bare app, {path} path: "
-                        "the last one done after",
+                        f"{CHATS} one-token chats at once on {what}: the last one done after",
                         max(good) if len(good) == CHATS else DEADLINE,
                         "s",
                         target=f"≤ {budget:.2f} s for target 3 to be reachable",
@@ -193,6 +204,7 @@ async def gradio_floor(report: Report, tmp: Path) -> None:
                 )
                 await asyncio.sleep(1)
         finally:
+            parlor.stop()
             bare.stop()
 
 
@@ -210,14 +222,15 @@ async def run(report: Report) -> None:
                 f"{within}/{CHATS} within {LIMIT}×",
             )
         )
-        await gradio_floor(report, tmp)
+        await setup_floor(report, tmp)
         with both_apps(tmp, srv.base_url) as (parlor, bare):
-            for path in ("browser", "api"):
+            bare_api: tuple[list, float] | None = None
+            for path in ("browser", "api", "http"):
+                drivers = [(ChatDriver.parlor(parlor.url, path), parlor.proc.pid)]
+                if path != "http":  # the bare app has no such door: its API path stands in
+                    drivers.append((ChatDriver.bare(bare.url, path), bare.pid))
                 results = {}
-                for driver, pid in (
-                    (ChatDriver.parlor(parlor.url, path), parlor.proc.pid),
-                    (ChatDriver.bare(bare.url, path), bare.pid),
-                ):
+                for driver, pid in drivers:
                     async with driver.client() as c:  # warm-up: first-call imports
                         await driver.chat(c, "warm up", session=await driver.warm(c))
                     started = time.perf_counter()
@@ -225,7 +238,14 @@ async def run(report: Report) -> None:
                     took = time.perf_counter() - started
                     print(f"    {path} {driver.label}: load ran {took:.1f} s", flush=True)
                     await asyncio.sleep(1)  # let connections close before the next load
-                summarize(report, path, results)
+                if path == "api":
+                    bare_api = results[BARE]
+                if path == "http":
+                    assert bare_api is not None
+                    results[BARE] = bare_api
+                    summarize(report, "plain HTTP (/api/chat)", results, f"{BARE}, API path")
+                else:
+                    summarize(report, path, results, BARE)
 
 
 def main() -> None:
