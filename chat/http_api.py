@@ -73,13 +73,37 @@ async def _events(first: ChatUpdate, updates: AsyncIterator[ChatUpdate]) -> Asyn
         await updates.aclose()  # type: ignore[attr-defined]
 
 
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it proves longer than `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
     """Route `POST /api/chat` on `app` (before Gradio is mounted at `/`)."""
+    # Room for the longest message allowed, each character escaped in JSON (\uXXXX), and
+    # the other fields: a bigger body is refused before it is read into memory.
+    limit = 6 * service.max_message_chars + 4096
+    too_large = (
+        f"The request is too large. A message may be up to {service.max_message_chars:,} "
+        "characters long."
+    )
 
     @app.post(PATH, include_in_schema=False)
     async def chat(request: Request) -> Response:
+        raw = await _body(request, limit)
+        if raw is None:
+            return JSONResponse({"error": too_large}, status_code=413)
         try:
-            body = ChatRequest.model_validate_json(await request.body())
+            body = ChatRequest.model_validate_json(raw)
         except ValidationError:
             return JSONResponse({"error": BAD_REQUEST}, status_code=422)
         try:

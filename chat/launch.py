@@ -25,6 +25,9 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # huggingface_hub's HTTP client logs every request to a model at INFO: a line per
+    # message sent, whose failures `chat.endpoints` already reports in words of its own.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry from our users
     # Gradio summarises its last 10,000 events with pandas after every event, for a
     # monitoring page Parlor does not serve: up to ~20 ms of CPU per event on a busy server.

@@ -123,6 +123,7 @@ def test_someone_elses_conversation_looks_missing(served):
         ({"message": "   "}, 400, "Type a message first"),
         ({"message": MARK + "x" * 20_000}, 400, "the limit is 16,000"),
         ({"message": "hi", "model_id": "no-such-model"}, 400, "unknown model"),
+        ({"message": MARK * 100_000}, 413, "up to 16,000 characters"),
         ({"text": "hi"}, 422, '{"message": "Hello!"'),
         ("not json at all", 422, '{"message": "Hello!"'),
     ],
