@@ -82,9 +82,13 @@ class TokenResolver:
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
-    value = headers.get(TOKEN_HEADER) or ""
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    """The Hugging Face token a caller sent: in gradio_client's header (the one that passes
+    the Spaces proxy), else in `Authorization`, where plain HTTP clients put it."""
+    for name in (TOKEN_HEADER, "authorization"):
+        scheme, _, token = (headers.get(name) or "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return None
 
 
 DECLINED = "declined"  # ?signin=declined: the page says sign-in did not happen

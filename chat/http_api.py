@@ -4,8 +4,8 @@ Gradio runs every event through its queue (`gradio/queueing.py`, `Queue.process_
 then `gradio/routes.py`, `queue_data`, for the stream): several milliseconds of CPU for
 each chat it sets up, which is what keeps a 2-core machine from starting hundreds of chats
 at the same instant (the README's performance section has the figures). This door takes
-the same identity (session cookie, or a Hugging Face token when login is on) and calls the
-same `ChatService.send` as the Gradio `/chat` endpoint, and streams its frames as
+the same identity (session cookie; sign-in or Hugging Face token when login is on) and calls
+the same `ChatService.send` as the Gradio `/chat` endpoint, and streams its frames as
 Server-Sent Events straight from Starlette, with no queue in between.
 """
 
@@ -88,7 +88,7 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 
 def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
-    """Route `POST /api/chat` on `app` (before Gradio is mounted at `/`)."""
+    """Route `POST /api/chat` on `app`, Gradio's own (its sign-in session is read there)."""
     # Room for the longest message allowed, each character escaped in JSON (\uXXXX), and
     # the other fields: a bigger body is refused before it is read into memory.
     limit = 6 * service.max_message_chars + 4096

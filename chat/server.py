@@ -10,6 +10,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount
 
 from . import gradio_patches, pages
 from .accounts import DeclinedSignIn, TokenResolver
@@ -138,8 +139,6 @@ def create_app(
             )
         )
 
-    add_http_api(app, service, owner_of)
-
     app = gr.mount_gradio_app(
         app,
         demo,
@@ -151,6 +150,8 @@ def create_app(
         server_name=settings.server_name,
         server_port=settings.server_port,
     )
+    # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
+    add_http_api(_mounted(app, gr.routes.App), service, owner_of)
     policy = CookiePolicy(
         samesite=settings.cookie_samesite,
         secure=settings.cookie_secure,
@@ -168,6 +169,11 @@ def create_app(
         public_url=settings.public_url,
     )
     return app
+
+
+def _mounted(app: FastAPI, kind: type[FastAPI]) -> FastAPI:
+    """The app of `kind` mounted in `app` (`gr.mount_gradio_app` mounts a copy of its own)."""
+    return next(r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, kind))
 
 
 def serve(app: FastAPI, settings: Settings) -> None:

@@ -6,6 +6,7 @@ The app runs with the variables a Space sets (`SYSTEM=spaces`, `OAUTH_*`,
 
 from __future__ import annotations
 
+import httpx
 import huggingface_hub
 import pytest
 from apprunner import RunningApp
@@ -137,6 +138,32 @@ def test_api_token_is_the_same_account(op, space):
     assert len([r for r in op.requests if r["path"] == "/api/whoami-v2"]) == whoami_calls, (
         "the token is resolved once per time window, not on every call"
     )
+
+
+def http_chat(app: RunningApp, text: str, **kwargs) -> httpx.Response:
+    """One message over the plain HTTP door, `POST /api/chat`, read to its end."""
+    return httpx.post(app.url + "api/chat", json={"message": text}, timeout=60, **kwargs)
+
+
+def test_plain_http_chat_knows_the_signed_in_browser_and_the_token(op, space):
+    browser = Browser(space)
+    browser.login(op, "u-dave", "dave")
+    answer = http_chat(space, "dave over plain http", cookies=browser.cookies())
+    assert answer.status_code == 200 and "event: complete" in answer.text
+    assert titles(browser.client()) == {"dave over plain http"}
+
+    token = op.issue_token(sub="u-dave", preferred_username="dave", name="Dave")
+    for header in ("authorization", "x-hf-authorization"):
+        answer = http_chat(space, f"dave with {header}", headers={header: f"Bearer {token}"})
+        assert answer.status_code == 200 and "event: complete" in answer.text
+    assert titles(browser.client()) == {
+        "dave over plain http",
+        "dave with authorization",
+        "dave with x-hf-authorization",
+    }
+
+    refused = http_chat(space, "nobody", headers={"authorization": "Bearer hf_not_a_real_token"})
+    assert refused.status_code == 401 and "token was refused" in refused.json()["error"]
 
 
 def test_bad_token_is_an_error_not_anonymous(space):
