@@ -11,7 +11,8 @@ On a temporary directory (same disk as the data would be), with the real fsync:
   1,000 conversations (ratio ≤ 1.5, the mean: new rows reach the owner's index, which is
   written whole, in batches);
 - the same two operations for an owner with 10 conversations when the store holds 10 vs
-  10,000 other owners (must not grow: ratio ≤ 1.2, what noise allows).
+  10,000 other owners (must not grow: ratio ≤ 1.2, what noise allows);
+- the memory the store keeps for each new person, reported.
 Fixtures are written through History itself, in two worker processes, with fsync skipped
 while building them only (then `sync`, so their writeback is not charged to the timings).
 
@@ -21,10 +22,12 @@ while building them only (then `sync`, so their writeback is not charged to the 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -161,6 +164,28 @@ def first_listing(root: Path, owner: str, times: int = 10) -> float:
     return median(spent)
 
 
+def kept_per_person(root: Path, people: int = 3_000) -> float:
+    """Bytes the store keeps in memory for each new person who starts a conversation, once
+    twice as many have come before (its listing cache, LISTINGS_KEPT people, is full by
+    then, and the interpreter's own tables have grown to their size)."""
+    history = History(root)
+
+    def arrive(first: int) -> int:
+        for n in range(first, first + people):
+            history.create_conversation(f"person-{n}", model="bench", first_message="Hello!")
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        with no_fsync():
+            arrive(0)
+            before = arrive(people)
+            return (arrive(2 * people) - before) / people
+    finally:
+        tracemalloc.stop()
+
+
 def run(report: Report) -> None:
     # Where the data would live: the repo's disk, not a tmpfs.
     base = ROOT / "bench" / "out"
@@ -260,6 +285,14 @@ def run(report: Report) -> None:
                     target_note=" (no growth)",
                 )
             )
+        report.add(
+            Figure(
+                "memory the store keeps per new person (3,000 after 6,000)",
+                kept_per_person(Path(tmp) / "people"),
+                "B",
+                note="tracemalloc; per-file locks are dropped once no thread holds them",
+            )
+        )
 
 
 def main() -> None:

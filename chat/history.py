@@ -197,14 +197,39 @@ class _Listing:
     unindexed: set[str] = field(default_factory=set)  # rows the index does not hold yet
 
 
+class _FileLocks:
+    """One re-entrant lock per file, kept only while a thread holds it or waits for it: a
+    table of every file ever touched would grow by ~1 KiB with each new person, forever."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held: dict[Path, tuple[threading.RLock, list[int]]] = {}  # lock, [users]
+
+    @contextmanager
+    def hold(self, path: Path) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._held.setdefault(path, (threading.RLock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if not users[0]:
+                    del self._held[path]
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
 class History:
     """Per-owner conversations and messages, kept in TinyDB files under `root`."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root) / "owners"
         self.root.mkdir(parents=True, exist_ok=True)
-        self._locks: dict[Path, threading.RLock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = _FileLocks()
         self._listings: OrderedDict[str, _Listing] = OrderedDict()  # least recent first
         self._listings_guard = threading.Lock()
 
@@ -222,17 +247,13 @@ class History:
         path = self._owner_dir(owner) / "conversations" / f"{conversation_id}.json"
         return path if path.exists() else None
 
-    def _lock(self, path: Path) -> threading.RLock:
-        with self._locks_guard:
-            return self._locks.setdefault(path, threading.RLock())
-
     @contextmanager
     def _open(self, path: Path, *, stamp_ns: int | None = None) -> Iterator[TinyDB]:
         """TinyDB on one file, under its lock; changes are written once, at the end.
 
         A conversation file's modification time is its `updated_at` (`stamp_ns`): the listing
         reads it from the file system, so adding a message never rewrites the index."""
-        with self._lock(path):
+        with self._locks.hold(path):
             db = TinyDB(path, storage=AtomicJSONStorage)
             yield db
             db.storage.flush(mtime_ns=stamp_ns)
@@ -241,7 +262,7 @@ class History:
     @contextmanager
     def _index(self, owner: str) -> Iterator[TinyDB]:
         path = self._owner_dir(owner) / "index.json"
-        with self._lock(path):
+        with self._locks.hold(path):
             try:
                 with self._open(path) as db:
                     db.storage.read()  # read now, to find damage early
@@ -448,7 +469,7 @@ class History:
         path = self._conversation_file(owner, conversation_id)
         if path is None:
             return False
-        with self._lock(path):
+        with self._locks.hold(path):
             path.unlink(missing_ok=True)
         with self._index(owner) as index:
             index.table("conversations").remove(Query().id == conversation_id)
