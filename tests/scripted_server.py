@@ -10,8 +10,9 @@ to get exact streams and to inject faults.
         assert srv.requests[-1]["body"]["messages"][-1]["content"] == "hello"
 
 Scenarios (options): tokens (tokens, delay), echo (delay), status (status, body, headers),
-cut (tokens, after, delay), malformed, slow (tokens, delay=0.5), empty. Every scenario also
-takes first_delay: seconds to wait before the response headers are sent.
+cut (tokens, after, delay), malformed, slow (tokens, delay=0.5), empty, error_event (tokens,
+error, error_type: the tokens, then an `{"error", "error_type"}` event as TGI sends one).
+Every scenario also takes first_delay: seconds to wait before the response headers are sent.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 DEFAULT_TOKENS = ["Hello", ",", " world", "!"]
-SCENARIOS = {"tokens", "echo", "status", "cut", "malformed", "slow", "empty"}
+SCENARIOS = {"tokens", "echo", "status", "cut", "malformed", "slow", "empty", "error_event"}
 Script = tuple[str, dict[str, Any]]
 
 
@@ -142,12 +143,19 @@ class ScriptedServer(LoopbackServer):
             return JSONResponse({**meta, "object": "chat.completion", "choices": [choice]})
         after = int(opts.get("after", 1)) if scenario == "cut" else len(tokens)
         delay = float(opts.get("delay", 0.5 if scenario == "slow" else 0))
-        stream = self._stream(scenario, tokens[:after], meta, delay, client)
+        error = (opts.get("error", "scripted error"), opts.get("error_type", "generation"))
+        stream = self._stream(scenario, tokens[:after], meta, delay, client, error)
         headers = {"cache-control": "no-cache"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
     async def _stream(
-        self, scenario: str, tokens: list[str], meta: dict[str, Any], delay: float, client: Any
+        self,
+        scenario: str,
+        tokens: list[str],
+        meta: dict[str, Any],
+        delay: float,
+        client: Any,
+        error: tuple[str, str],
     ) -> AsyncIterator[bytes]:
         def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -159,6 +167,9 @@ class ScriptedServer(LoopbackServer):
             yield chunk({"role": "assistant", "content": token})
         if scenario == "cut":
             self._close(client)
+            return
+        if scenario == "error_event":
+            yield _sse({"error": error[0], "error_type": error[1]})
             return
         yield b"data: {not json\n\n" if scenario == "malformed" else chunk({}, "stop")
         yield _sse("[DONE]")

@@ -232,9 +232,27 @@ def test_timeout_mid_stream_keeps_the_start(srv):
     assert "took too long" in message and "kept" in message
 
 
+@pytest.mark.parametrize(
+    ("error_type", "kind", "says"),
+    [
+        ("overloaded", "unavailable", "overloaded"),
+        ("generation", "server_error", "stopped with an error"),
+    ],
+)
+def test_an_error_event_inside_the_stream_keeps_the_start(srv, error_type, kind, says):
+    # TGI reports some failures as {"error", "error_type"} events inside a 200 stream.
+    srv.script(
+        "error_event", tokens=["Kept", " too"], error="CUDA out of memory", error_type=error_type
+    )
+    pieces, error = collect(Endpoints(environ={}), model(openai(srv)))
+    assert pieces == ["Kept", " too"]
+    assert error.kind == kind and not error.failover
+    message = assert_clear(error)
+    assert says in message and "kept" in message and "CUDA" not in message
+
+
 def test_errors_sent_inside_the_stream_and_configuration_errors():
-    # TGI reports some failures as {"error", "error_type"} events inside a 200 stream; the
-    # client raises these classes for them. No scripted scenario sends one, so map directly.
+    # The client raises these classes for the error events TGI sends; map each directly.
     overloaded = to_chat_error(OverloadedError("busy"), started=False)
     assert overloaded.kind == "unavailable" and overloaded.failover
     assert to_chat_error(ValidationError("too long"), started=False).kind == "bad_request"
