@@ -35,11 +35,17 @@ class PacedScriptedServer(ScriptedServer):
         self.starts: list[float] = []  # when each stream began (time.monotonic)
 
     async def _stream(
-        self, scenario: str, tokens: list[str], meta: dict[str, Any], delay: float, client: Any
+        self,
+        scenario: str,
+        tokens: list[str],
+        meta: dict[str, Any],
+        delay: float,
+        client: Any,
+        *more: Any,
     ) -> AsyncIterator[bytes]:
         start = time.monotonic()
         self.starts.append(start)
-        parts = super()._stream(scenario, tokens, meta, 0, client)
+        parts = super()._stream(scenario, tokens, meta, 0, client, *more)
         number = 0
         async for part in parts:
             if delay and 0 < number < len(tokens):
