@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from .doors import OwnerOf
-from .service import NOT_FOUND, ChatService, ChatUpdate, ServiceError
+from .service import BUSY, NOT_FOUND, ChatService, ChatUpdate, ServiceError
 
 PATH = "/api/chat"
 BAD_REQUEST = 'Send a JSON object such as {"message": "Hello!", "conversation_id": ""}.'
@@ -43,10 +43,7 @@ def _event(name: str, data: object) -> bytes:
 
 
 def _status(error: ServiceError) -> int:
-    message = str(error)
-    if message == NOT_FOUND:
-        return 404
-    return 409 if "still being written" in message else 400
+    return {NOT_FOUND: 404, BUSY: 409}.get(str(error), 400)
 
 
 async def _events(first: ChatUpdate, updates: AsyncIterator[ChatUpdate]) -> AsyncIterator[bytes]:
@@ -57,6 +54,9 @@ async def _events(first: ChatUpdate, updates: AsyncIterator[ChatUpdate]) -> Asyn
         update: ChatUpdate | None = first
         while update is not None:
             if update.done:
+                # The service finishes first (its last step frees the conversation), so
+                # that a next message is taken as soon as the caller reads this one's end.
+                await anext(updates, None)
                 if update.failed:
                     yield _event("error", {"error": update.notice})
                 else:

@@ -24,6 +24,7 @@ from .prompt import build_messages
 log = logging.getLogger("parlor.service")
 
 NOT_FOUND = "conversation not found"
+BUSY = "An answer is still being written in this conversation."
 SAVE_EVERY = 2.0  # seconds between saves of an answer in progress (crash safety)
 
 
@@ -276,7 +277,7 @@ class ChatService:
         messages = conv["messages"]
         while messages and messages[-1]["role"] == "assistant":
             if (owner.id, conversation_id) in self._stops:
-                raise ServiceError("An answer is still being written in this conversation.")
+                raise ServiceError(BUSY)
             self.history.delete_message(owner.id, conversation_id, messages.pop()["id"])
         if not messages:
             raise ServiceError("There is no message to answer again in this conversation.")
@@ -308,7 +309,7 @@ class ChatService:
         cid = conv["id"] or store.new_id()
         key = (owner.id, cid)
         if key in self._stops:
-            raise ServiceError("An answer is still being written in this conversation.")
+            raise ServiceError(BUSY)
         self._stops[key] = stop = asyncio.Event()
         try:
             history = list(conv["messages"])

@@ -188,3 +188,18 @@ def test_hanging_up_keeps_what_was_written(served):
         assert answer["content"].startswith(seen) and answer["content"] != "".join(words)
         assert answer["incomplete"] is True and "Interrupted" in answer["notice"]
     assert MARK not in app.log(), "message text never goes to the log"
+
+
+def test_a_second_message_while_the_answer_is_written_is_refused(served):
+    srv, app = served
+    with person(app) as c:
+        srv.script_model("slow", "tokens", tokens=["Quick."])
+        cid = send(c, "first", model_id="slow")[-1][1][0]
+        srv.script_model("slow", "slow", tokens=[f" w{i}" for i in range(40)], delay=0.1)
+        body = {"message": f"{MARK} second", "conversation_id": cid}
+        with c.stream("POST", "api/chat", json=body) as r:
+            second = events(r)  # kept: dropping it would close the connection, and end it
+            next(second)  # the answer has begun
+            third = c.post("api/chat", json={"message": "third", "conversation_id": cid})
+        assert third.status_code == 409
+        assert "still being written" in third.json()["error"]
