@@ -83,11 +83,17 @@ class TokenResolver:
 
 def bearer(headers: Mapping[str, str]) -> str | None:
     """The Hugging Face token a caller sent: in gradio_client's header (the one that passes
-    the Spaces proxy), else in `Authorization`, where plain HTTP clients put it."""
+    the Spaces proxy), else in `Authorization`, where plain HTTP clients put it, if it is
+    one ("hf_..."): a proxy's own bearer token there is not ours to send to the Hub."""
     for name in (TOKEN_HEADER, "authorization"):
         scheme, _, token = (headers.get(name) or "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+        token = token.strip()
+        if (
+            scheme.lower() == "bearer"
+            and token
+            and (name == TOKEN_HEADER or token.startswith("hf_"))
+        ):
+            return token
     return None
 
 

@@ -11,6 +11,7 @@ Server-Sent Events straight from Starlette, with no queue in between.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -38,8 +39,14 @@ class ChatRequest(BaseModel):
     model_id: str = ""
 
 
+# Characters that str.splitlines() (and with it httpx's iter_lines) takes for line breaks:
+# raw in an event, they would cut its data line in two.
+_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
 def _event(name: str, data: object) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+    text = json.dumps(data, ensure_ascii=False).translate(_BREAKS)
+    return f"event: {name}\ndata: {text}\n\n".encode()
 
 
 def _status(error: ServiceError) -> int:
@@ -89,9 +96,9 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
     """Route `POST /api/chat` on `app`, Gradio's own (its sign-in session is read there)."""
-    # Room for the longest message allowed, each character escaped in JSON (\uXXXX), and
-    # the other fields: a bigger body is refused before it is read into memory.
-    limit = 6 * service.max_message_chars + 4096
+    # Room for the longest message allowed, each character escaped in JSON (an emoji as
+    # two \uXXXX), and the other fields: a bigger body is refused before it is read.
+    limit = 12 * service.max_message_chars + 4096
     too_large = (
         f"The request is too large. A message may be up to {service.max_message_chars:,} "
         "characters long."
@@ -106,8 +113,8 @@ def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
             body = ChatRequest.model_validate_json(raw)
         except ValidationError:
             return JSONResponse({"error": BAD_REQUEST}, status_code=422)
-        try:
-            owner = owner_of(gr.Request(request=request))
+        try:  # in a thread: a token not seen lately is checked with the Hub, a blocking call
+            owner = await asyncio.to_thread(owner_of, gr.Request(request=request))
         except gr.Error as e:
             return JSONResponse({"error": e.message}, status_code=401)
         updates = service.send(owner, body.message, body.conversation_id, body.model_id)

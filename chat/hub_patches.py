@@ -8,9 +8,10 @@ quarter of Parlor's server CPU per streamed token, where reading the JSON takes 
 
 `lean_stream_chunks` replaces the function that reads one line of that stream
 (`inference/_common.py`, `_format_chat_completion_stream_output`) with one that reads it the
-same way (a line that is not `data:` is skipped, `[DONE]` ends the stream, an `{"error"}`
-event raises the hub's own exception for it, a payload that is not a JSON object raises
-`AttributeError`) into light objects: the payload's fields as attributes, nested the same way
+same way (a line that is not `data:` is skipped, `data: [DONE]` ends the stream, an
+`{"error"}` event raises the hub's own exception for it, a payload that is not a JSON object
+raises `AttributeError`) into light objects: the payload's fields as attributes (names
+normalised as the hub does them: lower case, `_` for `-`), nested the same way
 (`chunk.choices[0].delta.content`), a field the server did not send reading as None, as it
 does in the hub's types. The request, its headers and its errors stay the hub's. Only
 Parlor uses the client in its process, and it reads nothing else of a chunk.
@@ -24,6 +25,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from huggingface_hub.inference import _common
+from huggingface_hub.inference._generated.types.base import normalize_key
 
 HUB_READ_LINE = _common._format_chat_completion_stream_output  # the hub's own, kept for tests
 
@@ -39,7 +41,7 @@ class Fields(SimpleNamespace):
 
 def _fields(value: Any) -> Any:
     if isinstance(value, dict):
-        return Fields(**{key: _fields(item) for key, item in value.items()})
+        return Fields(**{normalize_key(key): _fields(item) for key, item in value.items()})
     if isinstance(value, list):
         return [_fields(item) for item in value]
     return value
@@ -49,9 +51,9 @@ def read_stream_line(line: str) -> Fields | None:
     """One line of a streamed chat completion: a chunk, or None for a line without data."""
     if not line.startswith("data:"):
         return None
-    payload = line.lstrip("data:").strip()  # noqa: B005 - the hub's own reading, kept
-    if payload == "[DONE]":
+    if line.strip() == "data: [DONE]":
         raise StopIteration("[DONE] signal received.")
+    payload = line.lstrip("data:").strip()  # noqa: B005 - the hub's own reading, kept
     data = json.loads(payload)
     if data.get("error") is not None:  # AttributeError, as in the hub, if not an object
         raise _common._parse_text_generation_error(data["error"], data.get("error_type"))

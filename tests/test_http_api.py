@@ -103,6 +103,14 @@ def test_the_answer_streams_and_is_kept_like_the_gradio_chat(served):
         ]
 
 
+def test_line_separators_in_an_answer_arrive_whole(served):
+    srv, app = served
+    odd = ["One\u2028line", " and\u2029one", " more\x85é"]
+    srv.script_model("story", "tokens", tokens=odd)
+    with person(app) as c:
+        assert send(c, "odd characters")[-1][1][1] == "".join(odd)
+
+
 def test_someone_elses_conversation_looks_missing(served):
     _, app = served
     with person(app) as owner, person(app) as other:
@@ -187,6 +195,9 @@ def test_hanging_up_keeps_what_was_written(served):
         answer = messages[1]
         assert answer["content"].startswith(seen) and answer["content"] != "".join(words)
         assert answer["incomplete"] is True and "Interrupted" in answer["notice"]
+        srv.script_model("slow", "tokens", tokens=["Back."])
+        after = send(c, "still there?", cid)
+        assert after[-1] == ("complete", [cid, "Back."]), "the conversation goes on"
     assert MARK not in app.log(), "message text never goes to the log"
 
 

@@ -83,9 +83,11 @@ LINES = {
         }
     ),
     "no space": 'data:{"id": "c2", "choices": [{"index": 0, "delta": {"content": "tight"}}]}',
+    "capitalised": 'data: {"ID": "c3", "Choices": [{"Index": 0, "Delta": {"Content": "Up"}}]}',
     "blank": "",
     "comment": ": keep-alive",
     "done": "data: [DONE]",
+    "done, no space": "data:[DONE]",
     "overloaded": data({"error": "Model is overloaded", "error_type": "overloaded"}),
     "generation error": data({"error": "CUDA out of memory", "error_type": "generation"}),
     "untyped error": data({"error": "something"}),
@@ -127,3 +129,12 @@ def test_a_field_the_server_did_not_send_reads_as_none():
     chunk = read_stream_line(LINES["no content"])
     assert chunk.choices[0].delta.content is None
     assert chunk.usage is None and chunk.system_fingerprint is None
+
+
+def test_the_app_reads_streams_with_parlors_reader():
+    from huggingface_hub.inference import _common
+
+    from chat.endpoints import Endpoints
+
+    Endpoints(environ={})
+    assert _common._format_chat_completion_stream_output is read_stream_line

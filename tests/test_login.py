@@ -164,6 +164,10 @@ def test_plain_http_chat_knows_the_signed_in_browser_and_the_token(op, space):
 
     refused = http_chat(space, "nobody", headers={"authorization": "Bearer hf_not_a_real_token"})
     assert refused.status_code == 401 and "token was refused" in refused.json()["error"]
+    # A proxy's own bearer token is not a Hugging Face token: the caller stays anonymous.
+    proxied = http_chat(space, "behind a proxy", headers={"authorization": "Bearer sso.jwt.x"})
+    assert proxied.status_code == 200 and "event: complete" in proxied.text
+    assert not any("whoami" in r["path"] and "sso" in str(r) for r in op.requests)
 
 
 def test_bad_token_is_an_error_not_anonymous(space):
