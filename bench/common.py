@@ -479,6 +479,31 @@ def http_client(**kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, limits=limits, verify=_TLS, **kwargs)
 
 
+async def read_events(resp: httpx.Response, s: Stream, *, marker: str, last: str | None) -> None:
+    """Time a stream of `generating` events that ends in `complete` or `error` (the Gradio
+    API path's, and `/api/chat`'s), into `s`."""
+    event = ""
+    async for line in resp.aiter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            if last is not None and not s.saw_last and last in line:
+                s.saw_last = True
+            if s.first is None and marker in line:
+                s.first = time.perf_counter()
+            if event == "generating":
+                s.messages += 1
+            elif event == "complete":
+                s.end = time.perf_counter()
+                s.ok = True
+                s.final = json.loads(line[6:])
+                return
+            elif event == "error":
+                s.end = time.perf_counter()
+                s.error = line[6:][:300]
+                return
+
+
 async def call_api(
     client: httpx.AsyncClient,
     base: str,
@@ -495,29 +520,8 @@ async def call_api(
         s.error = f"HTTP {r.status_code}: {r.text[:200]}"
         return s
     event_id = r.json()["event_id"]
-    event = ""
     async with client.stream("GET", f"{base}gradio_api/call/{api_name}/{event_id}") as resp:
-        async for line in resp.aiter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                if last is not None and not s.saw_last and last in line:
-                    s.saw_last = True
-                if event == "generating":
-                    s.messages += 1
-                    if s.first is None and marker in line:
-                        s.first = time.perf_counter()
-                elif event == "complete":
-                    s.end = time.perf_counter()
-                    if s.first is None and marker in line:
-                        s.first = s.end
-                    s.ok = True
-                    s.final = json.loads(line[6:])
-                    break
-                elif event == "error":
-                    s.end = time.perf_counter()
-                    s.error = line[6:][:300]
-                    break
+        await read_events(resp, s, marker=marker, last=last)
     return s
 
 
@@ -821,24 +825,5 @@ async def call_http(
             s.end = time.perf_counter()
             s.error = f"HTTP {resp.status_code}: {(await resp.aread())[:200]!r}"
             return s
-        event = ""
-        async for line in resp.aiter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                if last is not None and not s.saw_last and last in line:
-                    s.saw_last = True
-                if s.first is None and marker in line:
-                    s.first = time.perf_counter()
-                if event == "generating":
-                    s.messages += 1
-                elif event == "complete":
-                    s.end = time.perf_counter()
-                    s.ok = True
-                    s.final = json.loads(line[6:])
-                    break
-                elif event == "error":
-                    s.end = time.perf_counter()
-                    s.error = line[6:][:300]
-                    break
+        await read_events(resp, s, marker=marker, last=last)
     return s
