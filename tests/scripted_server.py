@@ -161,9 +161,12 @@ class ScriptedServer(LoopbackServer):
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
             return _sse({**meta, "object": "chat.completion.chunk", "choices": [choice]})
 
+        start = time.monotonic()
         for number, token in enumerate(tokens[:1] if scenario == "malformed" else tokens):
             if number and delay:
-                await asyncio.sleep(delay)  # a client going away cancels us here, quietly
+                # Token n leaves at start + n × delay: a loaded loop's oversleeps do not add
+                # up. A client going away cancels us here, quietly.
+                await asyncio.sleep(max(0.0, start + number * delay - time.monotonic()))
             yield chunk({"role": "assistant", "content": token})
         if scenario == "cut":
             self._close(client)
