@@ -61,9 +61,6 @@ async def _events(first: ChatUpdate, updates: AsyncIterator[ChatUpdate]) -> Asyn
         update: ChatUpdate | None = first
         while update is not None:
             if update.done:
-                # The service finishes first (its last step frees the conversation), so
-                # that a next message is taken as soon as the caller reads this one's end.
-                await anext(updates, None)
                 if update.failed:
                     yield _event("error", {"error": update.notice})
                 else:

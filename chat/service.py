@@ -332,9 +332,16 @@ class ChatService:
             )
             stored.add_done_callback(_log_store_failure)
             async for update in self._answer(owner, cid, model, stream, head, stored, stop):
+                if update.done:  # free the conversation before the caller hears it ended
+                    self._free(key, stop)
                 yield update
         finally:
-            self._stops.pop(key, None)
+            self._free(key, stop)
+
+    def _free(self, key: tuple[str, str], stop: asyncio.Event) -> None:
+        """The conversation takes a next message (unless a next one has already begun)."""
+        if self._stops.get(key) is stop:
+            del self._stops[key]
 
     async def _answer(
         self,
