@@ -219,9 +219,6 @@ class _FileLocks:
                 if not users[0]:
                     del self._held[path]
 
-    def __len__(self) -> int:
-        return len(self._held)
-
 
 class History:
     """Per-owner conversations and messages, kept in TinyDB files under `root`."""
