@@ -189,18 +189,18 @@ def _fresh(view: ChatView, model_id: str) -> dict:
     return {
         view.conversation_id: "",
         view.chatbot: [],
-        view.model: gr.Dropdown(value=model_id, interactive=True),
+        view.model: gr.update(value=model_id, interactive=True),
         view.notice: "",
-        view.conversations: gr.Radio(value=None),
-        view.retry: gr.Button(visible=False),
-        view.delete: gr.Button(visible=False),
-        view.confirm: gr.Row(visible=False),
+        view.conversations: gr.update(value=None),
+        view.retry: gr.update(visible=False),
+        view.delete: gr.update(visible=False),
+        view.confirm: gr.update(visible=False),
     }
 
 
 def _listing(service: ChatService, owner_of: OwnerOf, request: gr.Request, selected: str = ""):
     rows = service.conversations(owner_of(request))
-    return gr.Radio(choices=[(c["title"], c["id"]) for c in rows], value=selected or None)
+    return gr.update(choices=[(c["title"], c["id"]) for c in rows], value=selected or None)
 
 
 def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, data_panel):
@@ -213,11 +213,9 @@ def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, 
         wanted = query.get("model", "")
         if not any(m["id"] == wanted and m["available"] for m in service.models()):
             wanted = service.catalog.default.id
-        out[view.model] = gr.Dropdown(
-            choices=_model_choices(service), value=wanted, interactive=True
-        )
+        out[view.model] = gr.update(choices=_model_choices(service), value=wanted, interactive=True)
         if query.get("embed") in ("1", "true"):
-            out[sidebar] = gr.Sidebar(visible=False)  # small frames: the chat only
+            out[sidebar] = gr.update(visible=False)  # small frames: the chat only
         owner = owner_of(request)
         out[account] = f"Signed in as **{owner.name}**" if owner.kind == "hf" else ""
         if query.get("signin") == DECLINED and owner.kind != "hf":
@@ -259,11 +257,11 @@ def _wire_chat(
         return {
             view.conversation_id: cid,
             view.chatbot: _chat_messages(conv),
-            view.model: gr.Dropdown(value=conv["model"], interactive=False),
+            view.model: gr.update(value=conv["model"], interactive=False),
             view.notice: service.retirement_notice(conv),
-            view.retry: gr.Button(visible=bool(conv["messages"])),
-            view.delete: gr.Button(visible=True),
-            view.confirm: gr.Row(visible=False),
+            view.retry: gr.update(visible=bool(conv["messages"])),
+            view.delete: gr.update(visible=True),
+            view.confirm: gr.update(visible=False),
         }
 
     # The answer streams into [chatbot, conversation_id, sent, created] only, already in the
@@ -295,9 +293,9 @@ def _wire_chat(
         return {
             **out,
             view.message: "",
-            view.model: gr.Dropdown(interactive=False),
-            view.send: gr.Button(visible=False),
-            view.stop: gr.Button(visible=True),
+            view.model: gr.update(interactive=False),
+            view.send: gr.update(visible=False),
+            view.stop: gr.update(visible=True),
         }
 
     def finish(cid: str, text: str, stored: bool, moved: bool, request: gr.Request) -> dict:
@@ -305,11 +303,11 @@ def _wire_chat(
         return {
             view.message: gr.skip() if stored or not text else text,  # a failed send keeps it
             view.conversations: listing,  # the answered conversation, now the newest
-            view.model: gr.Dropdown(interactive=not cid),
-            view.send: gr.Button(visible=True),
-            view.stop: gr.Button(visible=False),
-            view.retry: gr.Button(visible=bool(cid)),
-            view.delete: gr.Button(visible=bool(cid)),
+            view.model: gr.update(interactive=not cid),
+            view.send: gr.update(visible=True),
+            view.stop: gr.update(visible=False),
+            view.retry: gr.update(visible=bool(cid)),
+            view.delete: gr.update(visible=bool(cid)),
         }
 
     def wire_message(message: dict) -> dict:
@@ -417,7 +415,7 @@ def _wire_chat(
     send_on(view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then)
 
     def start_retry(cid: str, request: gr.Request) -> dict:
-        busy = {view.send: gr.Button(visible=False), view.stop: gr.Button(visible=True)}
+        busy = {view.send: gr.update(visible=False), view.stop: gr.update(visible=True)}
         return {pending: "", reorder: moves_up(cid, request), **busy}
 
     retrying = view.retry.click(
@@ -429,8 +427,8 @@ def _wire_chat(
     )
     then_answer(retrying, retry, [view.conversation_id, view.chatbot])
     view.stop.click(request_stop, inputs=view.conversation_id, **PRIVATE)
-    view.delete.click(lambda: gr.Row(visible=True), outputs=view.confirm, **PRIVATE)
-    confirm_no.click(lambda: gr.Row(visible=False), outputs=view.confirm, **PRIVATE)
+    view.delete.click(lambda: gr.update(visible=True), outputs=view.confirm, **PRIVATE)
+    confirm_no.click(lambda: gr.update(visible=False), outputs=view.confirm, **PRIVATE)
     confirm_yes.click(delete_current, inputs=view.conversation_id, outputs=everything, **PRIVATE)
 
 

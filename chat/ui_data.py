@@ -81,7 +81,7 @@ class DataPanel:
             return {
                 **reset(),
                 conversations: listing(request),
-                self.confirm: gr.Row(visible=False),
+                self.confirm: gr.update(visible=False),
             }
 
         self.export.click(export, outputs=[self.export_file, exported], **PRIVATE).then(
@@ -90,8 +90,8 @@ class DataPanel:
         self.upload.upload(
             import_file, inputs=self.upload, outputs=[*view_outputs, self.upload], **PRIVATE
         )
-        self.delete_all.click(lambda: gr.Row(visible=True), outputs=self.confirm, **PRIVATE)
-        self.confirm_no.click(lambda: gr.Row(visible=False), outputs=self.confirm, **PRIVATE)
+        self.delete_all.click(lambda: gr.update(visible=True), outputs=self.confirm, **PRIVATE)
+        self.confirm_no.click(lambda: gr.update(visible=False), outputs=self.confirm, **PRIVATE)
         self.confirm_yes.click(delete_everything, outputs=[*view_outputs, self.confirm], **PRIVATE)
         if service.data_sharing:
             self.share.input(set_sharing, inputs=self.share, **PRIVATE)
