@@ -46,6 +46,7 @@ def create_app(
     gradio_patches.skip_absent_matplotlib()
     gradio_patches.lean_sessions()
     gradio_patches.cheap_skips()
+    gradio_patches.cached_argspecs()
 
     def local_target() -> LocalTarget | None:
         if local is None or not local.ready.is_set():
@@ -151,7 +152,9 @@ def create_app(
         server_port=settings.server_port,
     )
     # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
-    add_http_api(_mounted(app, gr.routes.App), service, owner_of)
+    gradio_app = _mounted(app, gr.routes.App)
+    gradio_patches.hot_routes_first(gradio_app)
+    add_http_api(gradio_app, service, owner_of)
     policy = CookiePolicy(
         samesite=settings.cookie_samesite,
         secure=settings.cookie_secure,
