@@ -66,8 +66,8 @@ def cached_argspecs() -> None:
     """Every component Gradio builds runs `inspect.getfullargspec` on its `__init__` and on
     each of its bases' (gradio/component_meta.py, `updateable`), and Gradio builds a new one
     for every property an event changes (gradio/blocks.py, `Blocks.postprocess_data`): the
-    buttons around each message, ~7% of the server's CPU when 200 people send at once on the
-    browser path (py-spy). A function's signature does not change: it is read once."""
+    buttons around each message, among py-spy's hot spots when 200 people send at once on
+    the browser path. A function's signature does not change: it is read once."""
     component_meta.inspect = _CachedArgspecs()  # type: ignore[assignment]
 
 
@@ -88,16 +88,17 @@ def hot_routes_first(app: FastAPI) -> None:
 
     FastAPI tries a request against each route in turn, twice (`fastapi/routing.py`,
     `_IncludedRouter.matches`, then `_match` to handle it), and Gradio's `/queue/join` comes
-    41st of its 63: ~10% of the server's CPU when 200 people send at once on the browser
-    path (py-spy). No route before them matches their paths, so moving them (in their own
-    order) changes which route a request reaches for none."""
+    41st of its 63: among py-spy's hot spots when 200 people send at once on the browser
+    path. No route before them matches their paths, so moving them (in their own order)
+    changes which route a request reaches for none."""
     for route in app.router.routes:
         router = getattr(route, "original_router", None)
         if router is None:
             continue
         hot = [r for r in router.routes if getattr(r, "path", None) in HOT_ROUTES]
         router.routes[:] = hot + [r for r in router.routes if r not in hot]
-        router._routes_version += 1  # FastAPI caches the order by this number
+        if hasattr(router, "_routes_version"):  # FastAPI caches the order by this number
+            router._routes_version += 1
 
 
 class _LeanSession:

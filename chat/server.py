@@ -151,9 +151,9 @@ def create_app(
         server_name=settings.server_name,
         server_port=settings.server_port,
     )
-    # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
     gradio_app = _mounted(app, gr.routes.App)
     gradio_patches.hot_routes_first(gradio_app)
+    # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
     add_http_api(gradio_app, service, owner_of)
     policy = CookiePolicy(
         samesite=settings.cookie_samesite,
