@@ -26,6 +26,8 @@ log = logging.getLogger("parlor.service")
 NOT_FOUND = "conversation not found"
 BUSY = "An answer is still being written in this conversation."
 SAVE_EVERY = 2.0  # seconds between saves of an answer in progress (crash safety)
+# An answer saved while it streamed whose end was never written: the server stopped.
+SERVER_STOPPED = "Interrupted: the server stopped before the answer ended."
 
 
 class ServiceError(Exception):
@@ -126,6 +128,7 @@ class ChatService:
 
     def conversation(self, owner: Owner, conversation_id: str) -> dict:
         conv = self._load(owner, conversation_id)
+        writing = (owner.id, conversation_id) in self._stops
         conv["messages"] = [
             {
                 k: m.get(k)
@@ -133,6 +136,9 @@ class ChatService:
             }
             for m in conv["messages"]
         ]
+        for m in conv["messages"]:  # an answer's end is saved with why it is incomplete,
+            if m["incomplete"] and not m["notice"] and not writing:  # unless the server died
+                m["notice"] = SERVER_STOPPED
         conv["notice"] = self.retirement_notice(conv)  # empty unless its model was retired
         return conv
 

@@ -11,6 +11,7 @@ import contextlib
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ from apprunner import RunningApp
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from scripted_server import ScriptedServer
+
+from chat.identity import COOKIE_NAME
+from chat.service import SERVER_STOPPED
 
 SYSTEM_PROMPT = "You are Parlor's test assistant; keep answers short."
 MARK = "zebra-quartz-417"  # in every message sent: the log must never show it
@@ -313,3 +317,49 @@ def test_a_slow_answer_can_be_stopped_and_is_kept(stack):
     assert answer["content"] == final
     assert answer["incomplete"] is True and answer["notice"] == "Stopped."
     assert c.predict(cid, api_name="/stop") == {"stopped": False}, "nothing left to stop"
+
+
+def test_an_answer_cut_by_a_server_crash_is_kept_and_says_so(tmp_path):
+    """The answer is saved every few seconds as it streams: when the server dies mid-answer
+    (kill -9), what was saved is there after a restart, marked as cut short."""
+    story = [ANSWER_MARK] + [f" w{i}" for i in range(1, 80)]
+    with ScriptedServer() as srv:
+        srv.script("tokens", tokens=story, delay=0.1)  # 8 s in all
+        catalog = tmp_path / "models.yaml"
+        catalog.write_text(yaml.safe_dump({"models": [scripted("story", srv.base_url)]}))
+        data = tmp_path / "data"
+        env = {"PARLOR_STREAM_FRAME_SECONDS": "0"}
+        first = RunningApp(data, models=catalog, env=env).wait_ready()
+        try:
+            c = Client(first.url, verbose=False)
+            job = c.submit(f"{MARK} tell me a long story", "", "", api_name="/chat")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(_shown(job).split()) < 35:
+                time.sleep(0.05)  # 3.5 s of answer: past its first save (SAVE_EVERY, 2 s)
+            first.proc.kill()
+            first.proc.wait()
+            shown = _shown(job)
+            cid = job.outputs()[-1][0]
+        finally:
+            first.stop()
+        assert len(shown.split()) >= 35, "the answer should have been streaming"
+        cookie = c.cookies[COOKIE_NAME]
+        second = RunningApp(data, models=catalog, env=env).wait_ready()
+        try:
+            cookies = {"cookies": {COOKIE_NAME: cookie}}
+            back = Client(second.url, verbose=False, httpx_kwargs=cookies)
+            user, answer = back.predict(cid, api_name="/conversation")["messages"]
+            assert user["content"] == f"{MARK} tell me a long story"
+            assert answer["content"].startswith(ANSWER_MARK) and shown.startswith(answer["content"])
+            assert len(answer["content"].split()) >= 15, "saved as it streamed, not at the end"
+            assert answer["incomplete"] is True
+            assert answer["notice"] == SERVER_STOPPED
+            assert MARK not in second.log() and ANSWER_MARK not in first.log()
+        finally:
+            second.stop()
+
+
+def _shown(job) -> str:
+    """The answer's text as the caller last saw it."""
+    outputs = job.outputs()
+    return outputs[-1][1] if outputs else ""
