@@ -19,6 +19,7 @@ next authorization redirect back with `?error=...` instead (the person said no).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -82,6 +83,7 @@ class OIDCProvider(LoopbackServer):
         self.client_id = client_id
         self.client_secret = client_secret
         self.expires_in = expires_in
+        self.whoami_seconds = 0.0  # how long /api/whoami-v2 takes to answer (a slow Hub)
         self._key = RSAKey.generate_key(2048, parameters={"kid": "op-1", "use": "sig"})
         self._user = User("u-123", "alice", "Alice")
         self._fail: str | None = None
@@ -210,6 +212,7 @@ class OIDCProvider(LoopbackServer):
 
     async def _whoami(self, request: Request) -> Response:
         await self._record(request)
+        await asyncio.sleep(self.whoami_seconds)
         if (found := self._bearer(request)) is None:
             return JSONResponse({"error": "Invalid credentials in Authorization header"}, 401)
         user, _scope = found

@@ -6,6 +6,8 @@ The app runs with the variables a Space sets (`SYSTEM=spaces`, `OAUTH_*`,
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import huggingface_hub
 import pytest
@@ -168,6 +170,30 @@ def test_plain_http_chat_knows_the_signed_in_browser_and_the_token(op, space):
     proxied = http_chat(space, "behind a proxy", headers={"authorization": "Bearer sso.jwt.x"})
     assert proxied.status_code == 200 and "event: complete" in proxied.text
     assert not any("whoami" in r["path"] and "sso" in str(r) for r in op.requests)
+
+
+def test_checking_a_token_holds_up_no_one_else(op, space):
+    """A token the server has not seen is checked with the Hub; a slow Hub must not stall
+    the server for everyone else meanwhile (the check once ran on the event loop)."""
+    token = op.issue_token(sub="u-erin", preferred_username="erin", name="Erin")
+    api = Client(space.url, token=token, verbose=False)
+    op.whoami_seconds = 3.0
+    try:
+        job = api.submit("erin's first words", "", "", api_name="/chat")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            r["path"] == "/api/whoami-v2" and token in r["headers"].get("authorization", "")
+            for r in list(op.requests)
+        ):
+            time.sleep(0.02)  # until the server is waiting for the Hub's answer
+        asked = time.monotonic()
+        assert httpx.get(space.url + "healthz", timeout=10).status_code == 200
+        waited = time.monotonic() - asked
+        assert job.result()[1], "Erin's answer comes once her token is checked"
+    finally:
+        op.whoami_seconds = 0.0
+    assert waited < 1.0, f"the server answered no one for {waited:.1f} s"
+    assert titles(api) == {"erin's first words"}
 
 
 def test_bad_token_is_an_error_not_anonymous(space):
