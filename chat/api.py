@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from .doors import OwnerOf
-from .identity import Owner
+from .doors import OwnerOf, owner_off_loop
 from .service import ChatService, ServiceError
 
 
@@ -18,12 +16,6 @@ def _guard(fn: Callable[[], Any]) -> Any:
         return fn()
     except ServiceError as e:
         raise gr.Error(str(e), print_exception=False) from None
-
-
-async def _owner(owner_of: OwnerOf, *args: Any) -> Owner:
-    """Who is asking, from a worker thread: a token not seen lately is checked with the Hub,
-    a network call that would stop every other answer streaming on the event loop."""
-    return await asyncio.to_thread(owner_of, *args)
 
 
 def register_api(service: ChatService, owner_of: OwnerOf) -> None:
@@ -54,7 +46,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         oauth_token: gr.OAuthToken | None = None,
     ) -> tuple[str, str]:
         """Send a message and stream the answer; an empty conversation_id starts a new one."""
-        owner = await _owner(owner_of, request, oauth_token)
+        owner = await owner_off_loop(owner_of, request, oauth_token)
         try:
             async for update in service.send(owner, message, conversation_id, model_id):
                 if update.done and update.failed:
@@ -67,7 +59,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> tuple[str, str]:
         """Write the last answer of a conversation again; streams like /chat."""
-        owner = await _owner(owner_of, request, oauth_token)
+        owner = await owner_off_loop(owner_of, request, oauth_token)
         try:
             async for update in service.retry(owner, conversation_id):
                 if update.done and update.failed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -12,6 +13,12 @@ from .accounts import TokenResolver, account_from_session, bearer
 from .identity import COOKIE_STATE, CookieSigner, IdentityError, Owner, owner_from_cookies
 
 OwnerOf = Callable[..., Owner]  # (request, oauth_token=None) -> Owner
+
+
+async def owner_off_loop(owner_of: OwnerOf, *args: object) -> Owner:
+    """`owner_of(*args)` from a worker thread: a token not seen lately is checked with the
+    Hub, a network call that would stop every answer streaming on the event loop."""
+    return await asyncio.to_thread(owner_of, *args)
 
 
 def _session(request: gr.Request) -> dict:

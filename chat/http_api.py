@@ -11,7 +11,6 @@ Server-Sent Events straight from Starlette, with no queue in between.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -21,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from .doors import OwnerOf
+from .doors import OwnerOf, owner_off_loop
 from .service import BUSY, NOT_FOUND, ChatService, ChatUpdate, ServiceError
 
 PATH = "/api/chat"
@@ -110,8 +109,8 @@ def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
             body = ChatRequest.model_validate_json(raw)
         except ValidationError:
             return JSONResponse({"error": BAD_REQUEST}, status_code=422)
-        try:  # in a thread: a token not seen lately is checked with the Hub, a blocking call
-            owner = await asyncio.to_thread(owner_of, gr.Request(request=request))
+        try:
+            owner = await owner_off_loop(owner_of, gr.Request(request=request))
         except gr.Error as e:
             return JSONResponse({"error": e.message}, status_code=401)
         updates = service.send(owner, body.message, body.conversation_id, body.model_id)
