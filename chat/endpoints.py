@@ -234,6 +234,7 @@ class Endpoints:
         self._timeout = timeout
         share_tls_settings()
         hub_patches.lean_stream_chunks()
+        hub_patches.asyncio_read_timeouts()
 
     def usable(self, endpoint: Endpoint) -> bool:
         if endpoint.type == "local":

@@ -1,4 +1,4 @@
-"""A change to huggingface_hub's streaming chat, found with py-spy (README, "Performance").
+"""Changes to huggingface_hub's streaming chat, found with py-spy (README, "Performance").
 
 `AsyncInferenceClient.chat_completion(stream=True)` turns each line of the stream into
 nested `ChatCompletionStreamOutput` dataclasses that are also dicts, each of which copies
@@ -15,15 +15,23 @@ normalised as the hub does them: lower case, `_` for `-`), nested the same way
 (`chunk.choices[0].delta.content`), a field the server did not send reading as None, as it
 does in the hub's types. The request, its headers and its errors stay the hub's. Only
 Parlor uses the client in its process, and it reads nothing else of a chunk.
+
+`asyncio_read_timeouts` times each read of the hub's HTTP stack (httpcore2, used by nothing
+else in Parlor) with `asyncio.timeout` instead of `anyio.fail_after`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from types import SimpleNamespace
 from typing import Any
 
+import anyio
+from httpcore2 import ReadError, ReadTimeout
+from httpcore2._backends.anyio import AnyIOStream
+from httpcore2._exceptions import map_exceptions
 from huggingface_hub.inference import _common
 from huggingface_hub.inference._generated.types.base import normalize_key
 
@@ -64,3 +72,36 @@ def read_stream_line(line: str) -> Fields | None:
 def lean_stream_chunks() -> None:
     """Read streamed chat chunks with `read_stream_line` (once per process)."""
     _common._format_chat_completion_stream_output = read_stream_line
+
+
+# As httpcore2's own AnyIOStream.read maps them.
+_READ_ERRORS: dict[type[Exception], type[Exception]] = {
+    TimeoutError: ReadTimeout,
+    anyio.BrokenResourceError: ReadError,
+    anyio.ClosedResourceError: ReadError,
+    anyio.EndOfStream: ReadError,
+}
+
+
+async def _read(self: AnyIOStream, max_bytes: int, timeout: float | None = None) -> bytes:
+    with map_exceptions(_READ_ERRORS):
+        async with asyncio.timeout(timeout):
+            try:
+                return await self._stream.receive(max_bytes=max_bytes)
+            except anyio.EndOfStream:
+                return b""
+
+
+@functools.cache
+def asyncio_read_timeouts() -> None:
+    """Time each read of a model's stream with `asyncio.timeout`.
+
+    httpcore2 reads every chunk of a response inside `anyio.fail_after`
+    (`httpcore2/_backends/anyio.py`, `AnyIOStream.read`): a cancel scope that looks up the
+    running async library, the current task and a timer each time, about a fifth of the
+    server's GIL time in py-spy when 200 answers stream at 10 tokens/s each (one read per
+    token). Parlor runs on asyncio only (uvicorn), where `asyncio.timeout` does the same
+    job in a fraction of that. A read that times out still raises httpcore2's ReadTimeout,
+    which the hub and `chat.endpoints` report as before; a cancelled task is still
+    cancelled."""
+    AnyIOStream.read = _read  # type: ignore[method-assign]
