@@ -7,6 +7,8 @@ client API lives in `api.py`. The "your data" panel is in `ui_data.py`.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -17,7 +19,9 @@ from .doors import OwnerOf, render_answer
 from .service import ChatService, ChatUpdate, ServiceError
 from .ui_data import DataPanel, build_data_panel
 
+log = logging.getLogger("parlor.ui")
 PRIVATE = {"api_visibility": "private"}
+FAULT = "Something went wrong while answering. Please try again."
 STREAMING = {"concurrency_limit": None, **PRIVATE}
 
 CSS = """
@@ -264,81 +268,92 @@ def _wire_chat(
             view.confirm: gr.update(visible=False),
         }
 
-    # The answer streams into [chatbot, conversation_id, sent, created] only, already in the
-    # chatbot's wire format (postprocess=False). Gradio rebuilt every output a frame leaves as
-    # gr.skip() (now cheap: gradio_patches.cheap_skips) and postprocesses the whole chat in a
-    # worker thread, on every frame: with the whole view as outputs that was most of the
-    # server's CPU per token. Box, buttons and listing change around it.
-    pending = gr.State("")  # the message being sent
-    sent = gr.State(False)  # whether it was stored (else finish() gives it back to the box)
-    # The sidebar lists every conversation, so it is sent only when it changes: a new
-    # conversation is listed through created.change, and finish() lists again only when the
-    # answered conversation was not already the newest (reorder).
-    created = gr.State("")  # the id of a conversation this page has just started
-    reorder = gr.State(False)
+    # One queued event per message, from the click to the end of the answer: it turns the
+    # page busy with its first frame and back with its last. Its frames carry the chat
+    # already in the chatbot's wire format (postprocess=False) and leave every other output
+    # as gr.skip() (cheap: gradio_patches.cheap_skips). Each event Gradio runs costs ~8 ms
+    # of server CPU around the handler; four per message (box, answer, listing, buttons)
+    # were most of what setting up a message cost when 200 people send at once.
+    outputs = [
+        view.chatbot,
+        view.conversation_id,
+        view.message,
+        view.conversations,
+        view.model,
+        view.send,
+        view.stop,
+        view.retry,
+        view.delete,
+    ]
+    rest = [gr.skip() for _ in outputs[1:]]
 
     def moves_up(cid: str, request: gr.Request) -> bool:
-        """Whether an answer in `cid` changes the sidebar's order (a new one: see created)."""
+        """Whether an answer in `cid` changes the sidebar's order (a new one always does)."""
         if not cid:
             return False
         newest = service.conversations(owner_of(request), limit=1)
         return not newest or newest[0]["id"] != cid
 
-    def start(text: str, cid: str, request: gr.Request) -> dict:
-        out: dict = {pending: text, sent: False, reorder: moves_up(cid, request)}
-        try:
-            service.check_message(text)
-        except ServiceError:
-            return out  # respond() says why; the text stays in the box
-        return {
-            **out,
-            view.message: "",
+    async def listing(request: gr.Request, selected: str) -> dict:
+        return await asyncio.to_thread(_listing, service, owner_of, request, selected)
+
+    def shown_answer(u: ChatUpdate) -> dict:
+        """The answer so far as one message in the chatbot's wire format."""
+        text = render_answer(u.text, u.notice, failed=u.failed)
+        return view.chatbot.postprocess([{"role": "assistant", "content": text}]).model_dump()[0]
+
+    async def answer(
+        request: gr.Request, updates: AsyncIterator[ChatUpdate], shown: list, cid: str, text: str
+    ) -> AsyncIterator[list | dict]:
+        """The frames of one answer: the page turns busy with the first, the sidebar lists
+        a new conversation once it is on disk, the last turns the page back. `text` (the
+        message sent, or "" for a retry) goes back to the box if it could not be stored."""
+        moved = bool(cid) and await asyncio.to_thread(moves_up, cid, request)
+        head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
+        busy = {
             view.model: gr.update(interactive=False),
             view.send: gr.update(visible=False),
             view.stop: gr.update(visible=True),
         }
-
-    def finish(cid: str, text: str, stored: bool, moved: bool, request: gr.Request) -> dict:
-        listing = _listing(service, owner_of, request, cid) if stored and moved else gr.skip()
-        return {
-            view.message: gr.skip() if stored or not text else text,  # a failed send keeps it
-            view.conversations: listing,  # the answered conversation, now the newest
-            view.model: gr.update(interactive=not cid),
-            view.send: gr.update(visible=True),
-            view.stop: gr.update(visible=False),
-            view.retry: gr.update(visible=bool(cid)),
-            view.delete: gr.update(visible=bool(cid)),
-        }
-
-    def wire_message(message: dict) -> dict:
-        return view.chatbot.postprocess([message]).model_dump()[0]
-
-    async def stream(
-        updates: AsyncIterator[ChatUpdate], shown: list, *, new: bool
-    ) -> AsyncIterator[tuple]:
-        head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
-        # The states are set once per answer, at the first frame after the message is on
-        # disk: only then can the sidebar, which created.change refreshes, list a new
-        # conversation under its title.
-        named = False
+        current, stored, cleared = cid, False, False
         try:
             async for u in updates:
-                text = render_answer(u.text, u.notice, failed=u.failed)
-                answer = wire_message({"role": "assistant", "content": text})
-                if u.stored and not named:
-                    named = True
-                    started = u.conversation_id if new else gr.skip()
-                    yield [*head, answer], u.conversation_id, True, started
-                else:
-                    yield [*head, answer], gr.skip(), gr.skip(), gr.skip()
+                chat = [*head, shown_answer(u)]
+                if cleared and (stored or not u.stored):
+                    yield [chat, *rest]
+                    continue
+                frame: dict = {view.chatbot: chat}
+                if not cleared:
+                    cleared = True
+                    frame |= busy | ({view.message: ""} if text else {})
+                if u.stored and not stored:
+                    stored, current = True, u.conversation_id
+                    frame[view.conversation_id] = current
+                    if not cid:  # a new conversation enters the sidebar under its title
+                        frame[view.conversations] = await listing(request, current)
+                yield frame
         except ServiceError as e:
             gr.Warning(str(e))
-            yield gr.skip()
+        except Exception as e:  # a fault of Parlor's: the page must still turn back
+            log.error("an answer failed: %r", type(e).__name__)  # never what it said
+            gr.Warning(FAULT)
+        last: dict = {
+            view.model: gr.update(interactive=not current),
+            view.send: gr.update(visible=True),
+            view.stop: gr.update(visible=False),
+            view.retry: gr.update(visible=bool(current)),
+            view.delete: gr.update(visible=bool(current)),
+        }
+        if cleared and text and not stored:
+            last[view.message] = text  # a failed send gives the message back
+        if stored and moved:  # the answered conversation is now the newest
+            last[view.conversations] = await listing(request, current)
+        yield last
 
     async def respond(text: str, cid: str, model_id: str, history: list, request: gr.Request):
         shown = [*history, {"role": "user", "content": (text or "").strip()}]
         updates = service.send(owner_of(request), text, cid, model_id)
-        async for out in stream(updates, shown, new=not cid):
+        async for out in answer(request, updates, shown, cid, text):
             yield out
 
     async def retry(cid: str, history: list, request: gr.Request):
@@ -347,7 +362,7 @@ def _wire_chat(
             return
         while history and history[-1]["role"] == "assistant":
             history = history[:-1]
-        async for out in stream(service.retry(owner_of(request), cid), history, new=False):
+        async for out in answer(request, service.retry(owner_of(request), cid), history, cid, ""):
             yield out
 
     def request_stop(cid: str, request: gr.Request) -> None:
@@ -366,45 +381,16 @@ def _wire_chat(
     view.conversations.input(
         open_conversation, inputs=view.conversations, outputs=everything, **PRIVATE
     )
-
-    # A new conversation shows in the sidebar as soon as its first frame names it.
-    def show_in_listing(cid: str, request: gr.Request):
-        return _listing(service, owner_of, request, cid)
-
-    created.change(
-        show_in_listing, inputs=created, outputs=view.conversations, queue=False, **PRIVATE
-    )
-    streamed = [view.chatbot, view.conversation_id, sent, created]
-    starting = [pending, sent, reorder, view.message, view.model, view.send, view.stop]
-    finishing = [
-        view.message,
-        view.conversations,
-        view.model,
-        view.send,
-        view.stop,
-        view.retry,
-        view.delete,
-    ]
-    chat_inputs = [pending, view.conversation_id, view.model, view.chatbot]
-
-    def then_answer(started: gr.events.Dependency, answer: Callable, inputs: list) -> None:
-        started.then(answer, inputs=inputs, outputs=streamed, postprocess=False, **STREAMING).then(
-            finish,
-            inputs=[view.conversation_id, pending, sent, reorder],
-            outputs=finishing,
-            queue=False,
-            **PRIVATE,
-        )
+    streaming = {
+        "outputs": outputs,
+        "postprocess": False,
+        "show_progress_on": view.chatbot,
+        **STREAMING,
+    }
 
     def send_on(trigger: Callable) -> None:
-        started = trigger(
-            start,
-            inputs=[view.message, view.conversation_id],
-            outputs=starting,
-            queue=False,
-            **PRIVATE,
-        )
-        then_answer(started, respond, chat_inputs)
+        inputs = [view.message, view.conversation_id, view.model, view.chatbot]
+        trigger(respond, inputs=inputs, **streaming)
 
     send_on(view.message.submit)
     send_on(view.send.click)
@@ -413,19 +399,7 @@ def _wire_chat(
         return event.value["text"]
 
     send_on(view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then)
-
-    def start_retry(cid: str, request: gr.Request) -> dict:
-        busy = {view.send: gr.update(visible=False), view.stop: gr.update(visible=True)}
-        return {pending: "", reorder: moves_up(cid, request), **busy}
-
-    retrying = view.retry.click(
-        start_retry,
-        inputs=view.conversation_id,
-        outputs=[pending, reorder, view.send, view.stop],
-        queue=False,
-        **PRIVATE,
-    )
-    then_answer(retrying, retry, [view.conversation_id, view.chatbot])
+    view.retry.click(retry, inputs=[view.conversation_id, view.chatbot], **streaming)
     view.stop.click(request_stop, inputs=view.conversation_id, **PRIVATE)
     view.delete.click(lambda: gr.update(visible=True), outputs=view.confirm, **PRIVATE)
     confirm_no.click(lambda: gr.update(visible=False), outputs=view.confirm, **PRIVATE)
