@@ -61,6 +61,7 @@ def create_app(
         endpoints=Endpoints(environ=environ, local=local_target),
         max_message_chars=settings.max_message_chars,
         frame_seconds=settings.stream_frame_seconds,
+        frame_budget=settings.stream_frame_budget,
     )
     signer = CookieSigner(settings.signing_secret())
     tokens = (

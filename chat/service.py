@@ -55,6 +55,7 @@ class ChatService:
         endpoints: Endpoints,
         max_message_chars: int,
         frame_seconds: float,
+        frame_budget: float = 800.0,
         data_sharing: bool = False,
     ) -> None:
         self.data_sharing = data_sharing
@@ -63,6 +64,7 @@ class ChatService:
         self.endpoints = endpoints
         self.max_message_chars = max_message_chars
         self.frame_seconds = frame_seconds
+        self.frame_budget = frame_budget
         self._stops: dict[tuple[str, str], asyncio.Event] = {}
         self._adopting = threading.Lock()
 
@@ -344,6 +346,14 @@ class ChatService:
         finally:
             self._free(key, stop)
 
+    def _frame_interval(self) -> float:
+        """Seconds between two frames of an answer: `frame_seconds`, or longer when so many
+        answers stream at once that their frames together would pass `frame_budget` a
+        second. Each frame costs the web server the same whatever it holds (for Gradio, a
+        whole event step and an SSE message), so under load the words come a few at a time
+        instead of everyone's answer falling behind."""
+        return max(self.frame_seconds, len(self._stops) / self.frame_budget)
+
     def _free(self, key: tuple[str, str], stop: asyncio.Event) -> None:
         """The conversation takes a next message (unless a next one has already begun)."""
         if self._stops.get(key) is stop:
@@ -392,7 +402,7 @@ class ChatService:
                     notice = "Stopped."
                     break
                 now = time.monotonic()
-                if now - last_frame >= self.frame_seconds:
+                if now - last_frame >= self._frame_interval():
                     last_frame = now
                     yield ChatUpdate(cid, "".join(parts), stored=question_stored())
                 if now - last_save >= SAVE_EVERY:

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Seconds between two frames of a streamed answer: tokens arriving within one frame are
     # sent together, which keeps the text smooth and costs Gradio one SSE message per frame.
     stream_frame_seconds: float = Field(0.03, ge=0)
+    # Frames per second of all the answers streaming at once together: past it, each
+    # answer's frames come further apart than stream_frame_seconds (ChatService).
+    stream_frame_budget: float = Field(800.0, gt=0)
     cookie_samesite: Literal["none", "lax", "strict"] = "none"
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     cookie_partitioned: bool = True
