@@ -310,11 +310,11 @@ def _wire_chat(
         message sent, or "" for a retry) goes back to the box if it could not be stored."""
         moved = bool(cid) and await asyncio.to_thread(moves_up, cid, request)
         head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
-        busy = {
-            view.model: gr.update(interactive=False),
-            view.send: gr.update(visible=False),
-            view.stop: gr.update(visible=True),
-        }
+        # Only what changes: Gradio builds a new component for every update. A conversation
+        # that exists already has its model locked and its Retry and Delete shown.
+        busy = {view.send: gr.update(visible=False), view.stop: gr.update(visible=True)}
+        if not cid:
+            busy[view.model] = gr.update(interactive=False)
         current, stored, cleared = cid, False, False
         try:
             async for u in updates:
@@ -337,13 +337,11 @@ def _wire_chat(
         except Exception as e:  # a fault of Parlor's: the page must still turn back
             log.error("an answer failed: %r", type(e).__name__)  # never what it said
             gr.Warning(FAULT)
-        last: dict = {
-            view.model: gr.update(interactive=not current),
-            view.send: gr.update(visible=True),
-            view.stop: gr.update(visible=False),
-            view.retry: gr.update(visible=bool(current)),
-            view.delete: gr.update(visible=bool(current)),
-        }
+        last: dict = {view.send: gr.update(visible=True), view.stop: gr.update(visible=False)}
+        if not cid and current:  # the new conversation exists now
+            last |= {view.retry: gr.update(visible=True), view.delete: gr.update(visible=True)}
+        elif not cid and cleared:  # it was never stored: its model can still be changed
+            last[view.model] = gr.update(interactive=True)
         if cleared and text and not stored:
             last[view.message] = text  # a failed send gives the message back
         if stored and moved:  # the answered conversation is now the newest
