@@ -352,8 +352,10 @@ class ChatService:
 
     def _spread(self, seconds: float, budget: float) -> float:
         """`seconds`, or longer when so many answers stream at once that doing something
-        every `seconds` in each would pass `budget` times a second in all."""
-        return max(seconds, len(self._stops) / budget)
+        every `seconds` in each would pass `budget` times a second in all. An answer alone
+        always keeps `seconds` (with frame_seconds=0, a frame for every token)."""
+        streaming = len(self._stops)
+        return max(seconds, streaming / budget) if streaming > 1 else seconds
 
     def _free(self, key: tuple[str, str], stop: asyncio.Event) -> None:
         """The conversation takes a next message (unless a next one has already begun)."""
