@@ -22,6 +22,9 @@ from .ui_data import DataPanel, build_data_panel
 log = logging.getLogger("parlor.ui")
 PRIVATE = {"api_visibility": "private"}
 FAULT = "Something went wrong while answering. Please try again."
+# The sidebar lists the newest PAGE conversations; a button lists the older ones. Gradio sends
+# a list whole each time it changes (a new conversation), so its cost follows its length.
+PAGE = 50
 STREAMING = {"concurrency_limit": None, **PRIVATE}
 
 CSS = """
@@ -79,6 +82,7 @@ class ChatView:
 
     conversation_id: gr.State
     conversations: gr.Radio
+    more: gr.Button  # lists the conversations older than the first PAGE
     model: gr.Dropdown
     notice: gr.Markdown
     chatbot: gr.Chatbot
@@ -120,6 +124,9 @@ def build_ui(
             new_chat = gr.Button("+ New chat", variant="primary", elem_id="new-chat")
             conversations = gr.Radio(
                 choices=[], label="Conversations", elem_id="conversations", container=False
+            )
+            more = gr.Button(
+                "Show older conversations", size="sm", elem_id="more-conversations", visible=False
             )
             data_panel = build_data_panel(service)
             gr.Markdown("[Models](models) · [Privacy](privacy)", elem_classes="parlor-links")
@@ -171,6 +178,7 @@ def build_ui(
         view = ChatView(
             gr.State(""),
             conversations,
+            more,
             model,
             notice,
             chatbot,
@@ -202,9 +210,25 @@ def _fresh(view: ChatView, model_id: str) -> dict:
     }
 
 
-def _listing(service: ChatService, owner_of: OwnerOf, request: gr.Request, selected: str = ""):
-    rows = service.conversations(owner_of(request))
-    return gr.update(choices=[(c["title"], c["id"]) for c in rows], value=selected or None)
+def _listing(
+    view: ChatView,
+    service: ChatService,
+    owner_of: OwnerOf,
+    request: gr.Request,
+    selected: str = "",
+    *,
+    every: bool = False,
+) -> dict:
+    """The sidebar: the newest PAGE conversations (`every` one of them), and the button for
+    the older ones when there are any."""
+    rows = service.conversations(owner_of(request), limit=0 if every else PAGE + 1)
+    older = len(rows) > PAGE and not every
+    shown = rows[:PAGE] if older else rows
+    choices = [(c["title"], c["id"]) for c in shown]
+    return {
+        view.conversations: gr.update(choices=choices, value=selected or None),
+        view.more: gr.update(visible=older),
+    }
 
 
 def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, data_panel):
@@ -212,7 +236,7 @@ def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, 
 
     def on_load(request: gr.Request):
         query = dict(request.query_params or {})
-        out = {view.conversations: _listing(service, owner_of, request)}
+        out = _listing(view, service, owner_of, request)
         # Availability changes while the app runs (the embedded model warms up): ask now.
         wanted = query.get("model", "")
         if not any(m["id"] == wanted and m["available"] for m in service.models()):
@@ -228,13 +252,12 @@ def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, 
             out[data_panel.share] = bool(service.settings(owner).get(service.SHARE))
         return out
 
-    outputs = [view.conversations, view.model, sidebar, account, data_panel.share]
+    outputs = [view.conversations, view.more, view.model, sidebar, account, data_panel.share]
     demo.load(on_load, outputs=outputs, **PRIVATE)
     demo.load(None, js=COOKIE_CHECK_JS, outputs=cookie_warning, **PRIVATE)
     data_panel.wire(
         owner_of,
-        view.conversations,
-        lambda r: _listing(service, owner_of, r),
+        lambda r: _listing(view, service, owner_of, r),
         lambda: _fresh(view, service.catalog.default.id),
         view.all(),
     )
@@ -279,6 +302,7 @@ def _wire_chat(
         view.conversation_id,
         view.message,
         view.conversations,
+        view.more,
         view.model,
         view.send,
         view.stop,
@@ -295,7 +319,7 @@ def _wire_chat(
         return not newest or newest[0]["id"] != cid
 
     async def listing(request: gr.Request, selected: str) -> dict:
-        return await asyncio.to_thread(_listing, service, owner_of, request, selected)
+        return await asyncio.to_thread(_listing, view, service, owner_of, request, selected)
 
     def shown_answer(u: ChatUpdate) -> dict:
         """The answer so far as one message in the chatbot's wire format."""
@@ -330,7 +354,7 @@ def _wire_chat(
                     stored, current = True, u.conversation_id
                     frame[view.conversation_id] = current
                     if not cid:  # a new conversation enters the sidebar under its title
-                        frame[view.conversations] = await listing(request, current)
+                        frame |= await listing(request, current)
                 yield frame
         except ServiceError as e:
             gr.Warning(str(e))
@@ -345,7 +369,7 @@ def _wire_chat(
         if cleared and text and not stored:
             last[view.message] = text  # a failed send gives the message back
         if stored and moved:  # the answered conversation is now the newest
-            last[view.conversations] = await listing(request, current)
+            last |= await listing(request, current)
         yield last
 
     async def respond(text: str, cid: str, model_id: str, history: list, request: gr.Request):
@@ -370,10 +394,7 @@ def _wire_chat(
     def delete_current(cid: str, request: gr.Request):
         if cid:
             service.delete_conversation(owner_of(request), cid)
-        return {
-            **_fresh(view, default_id),
-            view.conversations: _listing(service, owner_of, request),
-        }
+        return {**_fresh(view, default_id), **_listing(view, service, owner_of, request)}
 
     everything = view.all()
     view.conversations.input(
@@ -402,6 +423,16 @@ def _wire_chat(
     view.delete.click(lambda: gr.update(visible=True), outputs=view.confirm, **PRIVATE)
     confirm_no.click(lambda: gr.update(visible=False), outputs=view.confirm, **PRIVATE)
     confirm_yes.click(delete_current, inputs=view.conversation_id, outputs=everything, **PRIVATE)
+
+    def list_every_one(cid: str, request: gr.Request) -> dict:
+        return _listing(view, service, owner_of, request, cid, every=True)
+
+    view.more.click(
+        list_every_one,
+        inputs=view.conversation_id,
+        outputs=[view.conversations, view.more],
+        **PRIVATE,
+    )
 
 
 __all__ = ["CSS", "DataPanel", "build_ui"]

@@ -33,8 +33,7 @@ class DataPanel:
     def wire(
         self,
         owner_of: OwnerOf,
-        conversations: gr.Radio,
-        listing: Callable[[gr.Request], gr.Radio],
+        listing: Callable[[gr.Request], dict],
         reset: Callable[[], dict],
         view_outputs: list,
     ) -> None:
@@ -73,14 +72,14 @@ class DataPanel:
                 gr.Warning(str(e) if isinstance(e, ServiceError) else "This is not a text file.")
                 return {}
             gr.Info(f"Imported {count} conversation{'s' if count != 1 else ''}.")
-            return {conversations: listing(request), self.upload: None}
+            return {**listing(request), self.upload: None}
 
         def delete_everything(request: gr.Request):
             count = service.delete_all_conversations(owner_of(request))
             gr.Info(f"Deleted {count} conversation{'s' if count != 1 else ''}.")
             return {
                 **reset(),
-                conversations: listing(request),
+                **listing(request),
                 self.confirm: gr.update(visible=False),
             }
 

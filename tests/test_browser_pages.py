@@ -425,3 +425,57 @@ def test_embedded_where_the_cookie_is_blocked_says_so(people, plain, sites):
     expect(tab.locator("#cookie-warning")).not_to_contain_text("cookie")
     expect(tab.locator("#new-chat")).to_be_visible()
     shot(me, "test_embedded_where_the_cookie_is_blocked_says_so-tab", tab)
+
+
+def test_a_long_history_lists_the_newest_and_the_rest_on_demand(people, space, tmp_path):
+    """With more conversations than the sidebar's page, it lists the newest 50 and a
+    button lists the older ones, which open like any other."""
+
+    def day(n: int) -> str:
+        return f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}.000000+00:00"
+
+    document = {
+        "format": "parlor-export",
+        "version": 1,
+        "conversations": [
+            {
+                "id": f"{n:032x}",
+                "title": f"Topic {n:02d}",
+                "model": "smollm2-135m",
+                "created_at": day(n),
+                "updated_at": day(n),
+                "messages": [
+                    {"role": "user", "content": f"Question {n:02d}"},
+                    {"role": "assistant", "content": f"Answer {n:02d}"},
+                ],
+            }
+            for n in range(55)
+        ],
+    }
+    saved = tmp_path / "parlor-export-long.json"
+    saved.write_text(json.dumps(document), "utf-8")
+    me = people(space.url).open()
+    more = me.page.locator("#more-conversations")
+    expect(more).to_be_hidden()
+    open_data_panel(me)
+    before = me.queue()["joined"]
+    me.page.locator("#your-data input[type=file]").set_input_files(saved)
+    me.settle(before + 1)
+    expect(toast(me)).to_contain_text("Imported 55 conversations.")
+    newest = [f"Topic {n:02d}" for n in range(54, -1, -1)]
+    expect(me.entries).to_have_count(50)
+    assert me.sidebar() == newest[:50]
+    expect(more).to_be_visible()
+
+    me.click_and_settle(more)
+    expect(me.entries).to_have_count(55)
+    assert me.sidebar() == newest
+    expect(more).to_be_hidden()
+    me.open_conversation("Topic 00")
+    assert me.messages() == [("user", "Question 00"), ("bot", "Answer 00")]
+    shot(me, "test_a_long_history-every-one")
+
+    # A new visit lists the first page again.
+    me.reload()
+    expect(me.entries).to_have_count(50)
+    expect(more).to_be_visible()
