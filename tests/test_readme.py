@@ -1,4 +1,5 @@
-"""The README and docs/: the Spaces front matter is valid, and the examples run as written."""
+"""The README and docs/: the Spaces front matter is valid, the Python snippets run as written,
+and every setting is documented."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import yaml
 from gradio_client import Client
 
 from chat.catalog import parse_catalog
+from chat.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -82,6 +84,16 @@ def test_the_models_example_is_a_valid_catalogue():
     (example,) = re.findall(r"```yaml\n(.*?)```", README, re.S)
     catalog = parse_catalog(yaml.safe_load(example), source="README.md")
     assert [endpoint.type for endpoint in catalog.models[0].endpoints] == ["tgi", "hf"]
+
+
+def test_every_setting_is_documented():
+    """A deployer finds each variable Parlor reads in the README or a page of docs/."""
+    pages = [README] + [page.read_text() for page in sorted((ROOT / "docs").glob("*.md"))]
+    documented = "\n".join(pages)
+    prefix = Settings.model_config["env_prefix"]
+    for name, field in Settings.model_fields.items():
+        variable = field.validation_alias or f"{prefix}{name}".upper()
+        assert f"`{variable}`" in documented, f"{variable} is not documented"
 
 
 def test_view_api_lists_the_contract_with_descriptions(app):
