@@ -1,4 +1,5 @@
-"""The README: its Spaces front matter is valid, and its Python snippets run as written."""
+"""The README and docs/: the Spaces front matter is valid, the Python snippets run as written,
+and every setting is documented."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import gradio
 import yaml
 from gradio_client import Client
 
+from chat.catalog import parse_catalog
+from chat.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+HTTP_API = (ROOT / "docs" / "http-api.md").read_text()
 
 CONTRACT = {
     "/models",
@@ -49,23 +54,46 @@ def test_front_matter_is_a_valid_space():
     assert f"gradio=={meta['sdk_version']}" in pinned
 
 
-def python_snippets() -> list[str]:
-    section = README.split("## Use it from Python", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+def python_snippets(text: str, section: str = "") -> list[str]:
+    """The Python blocks of a page, or of its `## section` when one is named."""
+    if section:
+        text = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
 def test_python_snippets_run_against_the_app(app, capsys):
-    snippets = python_snippets()
-    assert len(snippets) >= 6
+    # docs/http-api.md's example continues the README's: one namespace, in this order.
+    pages = {
+        "README.md": python_snippets(README, "Use it from Python"),
+        "docs/http-api.md": python_snippets(HTTP_API),
+    }
+    assert len(pages["README.md"]) >= 6 and pages["docs/http-api.md"]
     namespace: dict = {}
-    for code in snippets:
-        code = code.replace('"http://127.0.0.1:7860/"', repr(app.url))
-        exec(compile(code, "README.md", "exec"), namespace)
+    for page, snippets in pages.items():
+        for code in snippets:
+            code = code.replace('"http://127.0.0.1:7860/"', repr(app.url))
+            exec(compile(code, page, "exec"), namespace)
     printed = capsys.readouterr().out
     assert "smollm2-135m" in printed
     assert "{'imported': 1}" in printed and "{'deleted': True}" in printed
     assert "{'deleted': 1}" in printed
     assert "complete " in printed, "the plain HTTP chat streamed to its end"
+
+
+def test_the_models_example_is_a_valid_catalogue():
+    (example,) = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    catalog = parse_catalog(yaml.safe_load(example), source="README.md")
+    assert [endpoint.type for endpoint in catalog.models[0].endpoints] == ["tgi", "hf"]
+
+
+def test_every_setting_is_documented():
+    """A deployer finds each variable Parlor reads in the README or a page of docs/."""
+    pages = [README] + [page.read_text() for page in sorted((ROOT / "docs").glob("*.md"))]
+    documented = "\n".join(pages)
+    prefix = Settings.model_config["env_prefix"]
+    for name, field in Settings.model_fields.items():
+        variable = field.validation_alias or f"{prefix}{name}".upper()
+        assert f"`{variable}`" in documented, f"{variable} is not documented"
 
 
 def test_view_api_lists_the_contract_with_descriptions(app):
