@@ -98,6 +98,20 @@ def test_inference_providers_model_is_unavailable_and_says_why(offline_app):
     assert c.predict(api_name="/conversations") == [], "a refused model stores nothing"
 
 
+def test_embedded_model_process_sees_none_of_the_apps_secrets(offline_app):
+    [child] = offline_app.children()
+    names = dict(
+        entry.split("=", 1)
+        for entry in Path(f"/proc/{child}/environ").read_text().split("\0")
+        if "=" in entry
+    )
+    seen = "\0".join(f"{k}={v}" for k, v in names.items())
+    secrets = [*SECRETS.values(), "test-secret-for-the-suite-0123456789"]  # PARLOR_SECRET
+    assert not [s for s in secrets if s in seen], "a secret reached the model's process"
+    assert not {"HF_TOKEN", "PARLOR_SECRET", "OAUTH_CLIENT_SECRET", "TEAM_KEY"} & set(names)
+    assert names["PARLOR_LOCAL_TOKEN"] and names["PATH"]
+
+
 def test_model_menu_says_why_a_model_is_unavailable(offline_app, people):
     me = people(offline_app.url).open()
     me.page.locator("#model input").click()
