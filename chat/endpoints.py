@@ -361,9 +361,9 @@ class Endpoints:
                 base_url=target.base_url, api_key=target.token, timeout=timeout
             )
             return client, None
-        token = endpoint_token(endpoint, self._environ)
         if endpoint.type == "hf":
             return self._hf_client(endpoint, model, timeout)
+        token = endpoint_token(endpoint, self._environ)
         base_url = endpoint.url.rstrip("/") + "/v1" if endpoint.type == "tgi" else endpoint.base_url
         if token:
             client = AsyncInferenceClient(base_url=base_url, api_key=token, timeout=timeout)

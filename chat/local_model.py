@@ -37,7 +37,7 @@ READY_PREFIX = "ready "
 # flaw in the model server or in llama.cpp cannot hand them over.
 CHILD_NAMES = {
     "PATH",
-    "HOME",
+    "HOME",  # Python finds packages installed with `pip install --user` under it
     "USER",
     "LANG",
     "LANGUAGE",
