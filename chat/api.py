@@ -27,7 +27,8 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
     (the way that passes the Spaces proxy)."""
 
     def models() -> list[dict]:
-        """The models people can chat with: id, name, description, available, default."""
+        """The models people can chat with: id, name, description, available, unavailable_reason
+        (why not, "" when available), default."""
         return service.models()
 
     def new_conversation(

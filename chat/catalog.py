@@ -13,11 +13,28 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class CatalogError(ValueError):
     """`models.yaml` cannot be used; the message says where and why."""
+
+
+# A Hub model id ("org/name", or a legacy "name"), as huggingface_hub's `validate_repo_id`
+# accepts it. An `hf` endpoint is called with the server's HF_TOKEN, and huggingface_hub
+# sends a model given as a URL straight to that URL: only ids may go there.
+_HUB_MODEL_ID = re.compile(r"^(?:[\w\-.]+/)?[\w\-.]{1,96}$")
+
+
+def is_hub_model_id(name: str) -> bool:
+    """Whether `name` names a model on the Hugging Face Hub (not a URL, not a path)."""
+    return bool(_HUB_MODEL_ID.match(name)) and ".." not in name and "--" not in name
+
+
+NOT_A_HUB_ID = (
+    "an hf endpoint sends the server's HF_TOKEN, so its model must be a Hugging Face model "
+    "id such as 'org/name', not {name!r} (for another server, use type openai or tgi)"
+)
 
 
 class _Strict(BaseModel):
@@ -63,8 +80,15 @@ class HFEndpoint(_Endpoint):
     """Hugging Face Inference Providers; the token is the server's `HF_TOKEN`."""
 
     type: Literal["hf"]
-    provider: str = "auto"
+    provider: str = Field("auto", pattern=r"^[a-z0-9][a-z0-9\-]*$")
     model: str | None = None  # defaults to the model's id
+
+    @field_validator("model")
+    @classmethod
+    def _hub_id(cls, name: str | None) -> str | None:
+        if name is not None and not is_hub_model_id(name):
+            raise ValueError(NOT_A_HUB_ID.format(name=name))
+        return name
 
 
 class TGIEndpoint(_Endpoint):
@@ -102,6 +126,17 @@ class Model(_Strict):
     unlisted: bool = False
     retired: Retired | None = None
     endpoints: list[Endpoint] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _hf_needs_hub_id(self) -> Model:
+        # Without its own `model`, an hf endpoint asks Inference Providers for the model's id.
+        for index, endpoint in enumerate(self.endpoints):
+            if endpoint.type == "hf" and endpoint.model is None and not is_hub_model_id(self.id):
+                raise ValueError(
+                    f"field 'endpoints[{index}].model' is unset, so the model's 'id' is used: "
+                    + NOT_A_HUB_ID.format(name=self.id)
+                )
+        return self
 
     @property
     def listed(self) -> bool:

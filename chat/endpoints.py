@@ -16,14 +16,21 @@ import functools
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx2 as httpx  # the HTTP client huggingface_hub 2.x is built on
-from huggingface_hub import AsyncInferenceClient, set_async_client_factory
+from huggingface_hub import (
+    AsyncInferenceClient,
+    constants,
+    is_offline_mode,
+    set_async_client_factory,
+)
 from huggingface_hub.errors import (
     HfHubHTTPError,
     InferenceTimeoutError,
+    OfflineModeIsEnabled,
     OverloadedError,
     TextGenerationError,
 )
@@ -31,7 +38,7 @@ from huggingface_hub.errors import ValidationError as RequestValidationError
 from huggingface_hub.utils import get_async_session
 
 from . import hub_patches
-from .catalog import Endpoint, Model, endpoint_available, endpoint_token
+from .catalog import Endpoint, Model, endpoint_available, endpoint_token, is_hub_model_id
 
 log = logging.getLogger("parlor.endpoints")
 
@@ -123,6 +130,17 @@ def _from_http(status: int, response: httpx.Response | None) -> ChatError:
     )
 
 
+OFFLINE = "offline mode is on (HF_HUB_OFFLINE), and Hugging Face's servers need the network"
+# Failures of the connection itself: the only ones reported as "the connection broke".
+BROKEN = (
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+)
+
+
 def to_chat_error(error: BaseException, *, started: bool, responded: bool = True) -> ChatError:
     """Translate whatever the client raised into a `ChatError`.
 
@@ -143,14 +161,20 @@ def to_chat_error(error: BaseException, *, started: bool, responded: bool = True
             kind="timeout",
             failover=not started,
         )
-    if isinstance(error, httpx.ConnectError | ConnectionRefusedError):
+    if isinstance(error, OfflineModeIsEnabled):  # a ConnectionError, but nothing broke
+        return ChatError(
+            f"This model cannot be reached: {OFFLINE}. Choose another model.",
+            kind="offline",
+            failover=True,
+        )
+    if isinstance(error, httpx.ConnectError | httpx.ProxyError | ConnectionRefusedError):
         return ChatError(
             "Could not reach the model's server. It may be down; try again later, "
             "or choose another model.",
             kind="unreachable",
             failover=True,
         )
-    if isinstance(error, httpx.TransportError | ConnectionError):
+    if isinstance(error, BROKEN):
         return ChatError(
             "The connection to the model broke"
             + (" in the middle of the answer." + kept if started else ". Try again in a moment."),
@@ -184,7 +208,7 @@ def to_chat_error(error: BaseException, *, started: bool, responded: bool = True
             kind="malformed",
             failover=not started,
         )
-    if isinstance(error, ValueError):
+    if isinstance(error, ValueError | httpx.UnsupportedProtocol | httpx.LocalProtocolError):
         return ChatError(
             "This model is not set up correctly on this server. The person running this "
             "Parlor needs to check its endpoint; meanwhile, choose another model.",
@@ -196,6 +220,35 @@ def to_chat_error(error: BaseException, *, started: bool, responded: bool = True
     )
 
 
+HF_DOMAINS = ("huggingface.co", "hf.co", "huggingface.cloud")  # the router is router.huggingface.co
+
+
+def is_hub_url(url: str) -> bool:
+    """Whether `url` is on Hugging Face's servers (the Hub, its router, Inference Endpoints):
+    what offline mode must not reach."""
+    host = (urlsplit(url).hostname or "").lower()
+    hub = urlsplit(constants.ENDPOINT).hostname  # huggingface.co, or the mirror HF_ENDPOINT names
+    return host == hub or any(host == d or host.endswith("." + d) for d in HF_DOMAINS)
+
+
+RequestHook = Callable[[httpx.Request], Awaitable[object]]
+
+
+def _for_hub_only(hook: RequestHook) -> RequestHook:
+    """huggingface_hub's request hook, applied to requests to Hugging Face only.
+
+    The hub's hook refuses every request when HF_HUB_OFFLINE is set (`OfflineModeIsEnabled`),
+    even to the embedded model on 127.0.0.1; what else it does (a trace id, debug logs) is
+    for Hugging Face's servers too. Other servers get the request as it is.
+    """
+
+    async def hook_for_hub(request: httpx.Request) -> None:
+        if is_hub_url(str(request.url)):
+            await hook(request)
+
+    return hook_for_hub
+
+
 @functools.cache
 def share_tls_settings() -> None:
     """Make huggingface_hub's per-request HTTP clients share one TLS context.
@@ -203,10 +256,15 @@ def share_tls_settings() -> None:
     Each `AsyncInferenceClient` opens its own `httpx2.AsyncClient`, and each of those loads
     the system's CA certificates again: ~50 ms of CPU per chat message, on the event loop.
     The replacement factory builds the same client (huggingface_hub's own event hooks,
-    redirects and timeout) around a context loaded once; a new client stays cheap.
+    redirects and timeout) around a context loaded once; a new client stays cheap. Its
+    request hooks apply to Hugging Face's servers only (`_for_hub_only`).
     """
     template = get_async_session()  # huggingface_hub's default client, used as the pattern
-    hooks, follow, timeout = template.event_hooks, template.follow_redirects, template.timeout
+    follow, timeout = template.follow_redirects, template.timeout
+    hooks = {
+        "request": [_for_hub_only(hook) for hook in template.event_hooks["request"]],
+        "response": template.event_hooks["response"],
+    }
     tls = httpx.create_ssl_context()
 
     def factory() -> httpx.AsyncClient:
@@ -236,13 +294,42 @@ class Endpoints:
         hub_patches.lean_stream_chunks()
         hub_patches.asyncio_read_timeouts()
 
-    def usable(self, endpoint: Endpoint) -> bool:
+    def why_unusable(self, endpoint: Endpoint) -> str:
+        """Why `endpoint` cannot be called now, in words for people; "" when it can."""
         if endpoint.type == "local":
-            return self._local() is not None
-        return endpoint_available(endpoint, self._environ)
+            return "" if self._local() is not None else "the embedded model is still starting"
+        if is_offline_mode() and self._reaches_hub(endpoint):
+            return OFFLINE
+        if endpoint.type == "hf":
+            token = endpoint_token(endpoint, self._environ) or ""
+            if not token:
+                return "this server has no Hugging Face token (HF_TOKEN)"
+            if not token.startswith("hf_"):
+                # huggingface_hub would send any other key straight to the provider.
+                return "this server's HF_TOKEN is not a Hugging Face token (hf_...)"
+            return ""
+        if not endpoint_available(endpoint, self._environ):
+            return "this server has no token for it"
+        return ""
+
+    @staticmethod
+    def _reaches_hub(endpoint: Endpoint) -> bool:
+        if endpoint.type == "hf":
+            return True
+        return is_hub_url(endpoint.url if endpoint.type == "tgi" else endpoint.base_url)
+
+    def usable(self, endpoint: Endpoint) -> bool:
+        return not self.why_unusable(endpoint)
+
+    def why_unavailable(self, model: Model) -> str:
+        """Why no endpoint of `model` can answer now ("" when one can): the first one's reason."""
+        if model.retired is not None:
+            return f"it was retired on {model.retired.on}"
+        reasons = [self.why_unusable(e) for e in model.endpoints]
+        return "" if "" in reasons else reasons[0]
 
     def available(self, model: Model) -> bool:
-        return model.retired is None and any(self.usable(e) for e in model.endpoints)
+        return not self.why_unavailable(model)
 
     def order(self, model: Model) -> list[Endpoint]:
         """The usable endpoints, in a random order weighted by `weight` (no repeats)."""
@@ -274,12 +361,9 @@ class Endpoints:
                 base_url=target.base_url, api_key=target.token, timeout=timeout
             )
             return client, None
-        token = endpoint_token(endpoint, self._environ)
         if endpoint.type == "hf":
-            client = AsyncInferenceClient(
-                provider=endpoint.provider, api_key=token, timeout=timeout
-            )
-            return client, endpoint.model or model.id
+            return self._hf_client(endpoint, model, timeout)
+        token = endpoint_token(endpoint, self._environ)
         base_url = endpoint.url.rstrip("/") + "/v1" if endpoint.type == "tgi" else endpoint.base_url
         if token:
             client = AsyncInferenceClient(base_url=base_url, api_key=token, timeout=timeout)
@@ -297,6 +381,29 @@ class Endpoints:
             return client, endpoint.model or model.id  # vLLM & co. need the served name
         return client, "tgi"  # TGI serves one model and ignores the name
 
+    def _hf_client(
+        self, endpoint: Endpoint, model: Model, timeout: httpx.Timeout
+    ) -> tuple[AsyncInferenceClient, str]:
+        """A client for Inference Providers, whose requests carry the server's HF token.
+
+        huggingface_hub sends a model given as a URL to that URL, and a key that is not an
+        HF token straight to the provider: either would hand the token to another server. The
+        catalog refuses the first; both are checked again here, before anything is sent.
+        """
+        served = endpoint.model or model.id
+        reason = self.why_unusable(endpoint)
+        if not reason and not is_hub_model_id(served):
+            reason = "its model is not a Hugging Face model id"
+        if reason:
+            raise ChatError(
+                f"This model cannot be used on this server: {reason}. Choose another model.",
+                kind="offline" if reason == OFFLINE else "config",
+                failover=True,
+            )
+        token = endpoint_token(endpoint, self._environ)
+        client = AsyncInferenceClient(provider=endpoint.provider, api_key=token, timeout=timeout)
+        return client, served
+
     async def stream(self, model: Model, messages: list[dict]) -> AsyncIterator[str]:
         """Yield the answer's text pieces; raise `ChatError` when it cannot be had.
 
@@ -305,8 +412,10 @@ class Endpoints:
         """
         endpoints = self.order(model)
         if not endpoints:
+            reason = self.why_unavailable(model)
             raise ChatError(
-                f"{model.name} is not available on this server right now.", kind="unavailable"
+                f"{model.name} is not available on this server right now: {reason}.",
+                kind="offline" if reason == OFFLINE else "unavailable",
             )
         params = model.parameters.model_dump(exclude_none=True)
         if not params.get("stop"):

@@ -23,12 +23,43 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger("parlor.local_model")
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 READY_PREFIX = "ready "
+
+# What the child may see of the app's environment: it needs to find Python and its
+# packages, the locale, a temporary directory and llama.cpp's tuning, and nothing else. The
+# app's secrets (HF_TOKEN, PARLOR_SECRET, OAUTH_CLIENT_SECRET, endpoint keys) stay out, so a
+# flaw in the model server or in llama.cpp cannot hand them over.
+CHILD_NAMES = {
+    "PATH",
+    "HOME",  # Python finds packages installed with `pip install --user` under it
+    "USER",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "VIRTUAL_ENV",
+    "LD_LIBRARY_PATH",  # where llama.cpp's own libraries may have been installed
+    "SYSTEMROOT",  # Windows: Python cannot open sockets or get random bytes without it
+}
+CHILD_PREFIXES = ("LC_", "PYTHON", "OMP_", "OPENBLAS_", "GOTO", "MKL_", "GGML_", "LLAMA_")
+SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "CREDENTIAL")  # never, even by prefix
+
+
+def child_environment(environ: Mapping[str, str], token: str) -> dict[str, str]:
+    """The environment of the embedded model's process: `environ` filtered, and its token."""
+    kept = {
+        name: value
+        for name, value in environ.items()
+        if (name in CHILD_NAMES or name.startswith(CHILD_PREFIXES))
+        and not any(word in name.upper() for word in SECRET_WORDS)
+    }
+    return {**kept, "PARLOR_LOCAL_TOKEN": token}
 
 
 def gguf_path() -> Path:
@@ -64,7 +95,7 @@ class LocalModel:
 
     def start(self) -> None:
         """Launch the child; `ready` is set once the model is loaded and warm."""
-        env = {**os.environ, "PARLOR_LOCAL_TOKEN": self.token}
+        env = child_environment(os.environ, self.token)
         self._proc = subprocess.Popen(
             [sys.executable, __file__, "--threads", str(self.threads)],
             stdin=subprocess.PIPE,

@@ -48,6 +48,8 @@ def models_page(service: ChatService) -> str:
             if info["available"]
             else "<span class='tag off'>unavailable on this server</span>"
         )
+        reason = info["unavailable_reason"]
+        why = f"<p class='why'>Unavailable: {escape(reason)}.</p>" if reason else ""
         start = (
             f"<a class='start' href='/?model={quote(model.id, safe='')}'>"
             f"Start a chat with this model</a>"
@@ -57,7 +59,7 @@ def models_page(service: ChatService) -> str:
         cards.append(
             f"<div class='model' data-model-id='{escape(model.id)}'>"
             f"<h2>{escape(model.name)}{status}</h2>"
-            f"<p>{escape(model.description)}</p>"
+            f"<p>{escape(model.description)}</p>{why}"
             f"<p>{' · '.join(links)}</p>{start}</div>"
         )
     return _page(

@@ -82,7 +82,8 @@ class ChatService:
                 "id": m.id,
                 "name": m.name,
                 "description": m.description,
-                "available": self.endpoints.available(m),
+                "available": not (why := self.endpoints.why_unavailable(m)),
+                "unavailable_reason": why,  # "" when available
                 "default": m.id == default,
             }
             for m in self.catalog.listed
@@ -98,8 +99,8 @@ class ChatService:
             raise ServiceError(
                 f"{model.name} was retired on {model.retired.on}; choose another model."
             )
-        if not self.endpoints.available(model):
-            raise ServiceError(f"{model.name} is not available on this server right now.")
+        if why := self.endpoints.why_unavailable(model):
+            raise ServiceError(f"{model.name} is not available on this server right now: {why}.")
         return model
 
     def _model_for(self, conversation: dict) -> Model:

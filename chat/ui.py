@@ -70,8 +70,9 @@ def _chat_messages(conversation: dict) -> list[dict]:
 
 
 def _model_choices(service: ChatService) -> list[tuple[str, str]]:
+    """(label, id) of each listed model; an unavailable one says why in its label."""
     return [
-        (m["name"] if m["available"] else f"{m['name']} (unavailable)", m["id"])
+        (m["name"] + (f" (unavailable: {w})" if (w := m["unavailable_reason"]) else ""), m["id"])
         for m in service.models()
     ]
 

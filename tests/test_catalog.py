@@ -140,3 +140,30 @@ models:
     assert endpoint_token(tgi, env) is None
     assert not endpoint_available(hf, {}) and endpoint_available(tgi, {})
     assert not endpoint_available(openai, {"HF_TOKEN": "x"})
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "model_id", "field"),
+    [
+        ("{type: hf, model: 'http://evil.example/v1'}", "a", "'endpoints[0].model'"),
+        ("{type: hf, model: '//evil.example/v1'}", "a", "'endpoints[0].model'"),
+        ("{type: hf}", "'http://evil.example/v1'", "'endpoints[0].model'"),
+    ],
+)
+def test_hf_endpoint_whose_model_is_a_url_is_refused(tmp_path, endpoint, model_id, field):
+    """huggingface_hub sends a model given as a URL to that URL, with the server's HF_TOKEN."""
+    text = GOOD.replace("{type: local}", endpoint).replace("id: a", f"id: {model_id}")
+    path = write(tmp_path, text)
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    message = str(info.value)
+    model_name = model_id.strip("'")
+    for part in (str(path), f"model {model_name!r}", field, "HF_TOKEN", "Hugging Face model id"):
+        assert part in message, message
+
+
+def test_hf_endpoint_with_hub_model_ids_loads(tmp_path):
+    text = GOOD.replace("{type: local}", "{type: hf, model: Qwen/Qwen3-8B, provider: novita}")
+    text += "  - {id: meta-llama/Llama-3.3-70B-Instruct, name: L, endpoints: [{type: hf}]}\n"
+    catalog = load_catalog(write(tmp_path, text))
+    assert catalog.get("a").endpoints[0].model == "Qwen/Qwen3-8B"

@@ -13,11 +13,18 @@ import socket
 from collections import Counter
 from collections.abc import Iterator
 
+import httpx2
+import huggingface_hub
 import pytest
-from huggingface_hub.errors import GenerationError, OverloadedError, ValidationError
+from huggingface_hub.errors import (
+    GenerationError,
+    OfflineModeIsEnabled,
+    OverloadedError,
+    ValidationError,
+)
 from scripted_server import ScriptedServer
 
-from chat.catalog import Model, parse_catalog
+from chat.catalog import HFEndpoint, Model, parse_catalog
 from chat.endpoints import ChatError, Endpoints, LocalTarget, to_chat_error
 
 MESSAGES = [
@@ -364,3 +371,78 @@ def test_endpoint_whose_token_is_missing_is_not_used(srv):
     pieces, error = collect(endpoints, m)
     assert pieces == [] and error.kind == "unavailable"
     assert srv.requests == []
+
+
+def test_the_servers_hf_token_goes_to_hugging_face_routes_only(srv, monkeypatch):
+    """Past the catalog's check (a model built without it): a model given as a URL, or a key
+    that is not an HF token (which huggingface_hub sends straight to the provider), is
+    refused before anything is sent."""
+    monkeypatch.setenv("HF_TOKEN", "hf_server_secret")
+    hf = model({"type": "hf"})
+    as_url = HFEndpoint.model_construct(type="hf", provider="auto", model=srv.base_url)
+    for m in (
+        hf.model_copy(update={"endpoints": [as_url]}),
+        hf.model_copy(update={"id": srv.base_url}),
+    ):
+        pieces, error = collect(Endpoints(environ=ENVIRON), m)
+        assert pieces == [] and error.kind == "config"
+        assert "not a Hugging Face model id" in assert_clear(error)
+    assert srv.requests == []
+    endpoints = Endpoints(environ={"HF_TOKEN": "sk-a-provider-key"})
+    assert not endpoints.available(hf)
+    assert "not a Hugging Face token" in endpoints.why_unavailable(hf)
+
+
+# -- offline mode (HF_HUB_OFFLINE) -----------------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """HF_HUB_OFFLINE=1, where huggingface_hub keeps it (read once, when it is imported)."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_offline_mode_still_reaches_local_openai_and_tgi_servers(srv, offline):
+    local = LocalTarget(srv.base_url, "local-only-token")
+    endpoints = Endpoints(environ=ENVIRON, local=lambda: local)
+    for endpoint in (
+        openai(srv, "team", token_env="TEAM_KEY"),
+        {"type": "tgi", "url": srv.tgi_url},
+        {"type": "local"},
+    ):
+        srv.clear()
+        pieces, error = collect(endpoints, model(endpoint))
+        assert error is None and "".join(pieces) == "Hello, world!", (endpoint, error)
+        assert len(srv.requests) == 1
+
+
+def test_offline_mode_makes_hugging_face_endpoints_unavailable_and_says_why(srv, offline):
+    endpoints = Endpoints(environ=ENVIRON)  # with the server's HF token
+    routed = {"type": "openai", "base_url": "https://router.huggingface.co/v1"}
+    for m in (model({"type": "hf"}), model(routed | {"token_env": "TEAM_KEY"})):
+        assert not endpoints.available(m)
+        assert "HF_HUB_OFFLINE" in endpoints.why_unavailable(m)
+        pieces, error = collect(endpoints, m)
+        assert pieces == [] and error.kind == "offline"
+        assert "offline mode is on (HF_HUB_OFFLINE)" in assert_clear(error)
+    # A model with another endpoint answers from it.
+    pieces, error = collect(endpoints, model({"type": "hf", "weight": 1000}, openai(srv)))
+    assert error is None and "".join(pieces) == "Hello, world!"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (OfflineModeIsEnabled("Cannot reach http://127.0.0.1/: offline mode."), "offline"),
+        (httpx2.UnsupportedProtocol("Request URL has an unsupported protocol 'ftp://'."), "config"),
+        (ConnectionError("not a connection that broke"), "unknown"),
+        (ConnectionResetError(104, "Connection reset by peer"), "stream_cut"),
+        (httpx2.ReadError("peer closed"), "stream_cut"),
+        (httpx2.RemoteProtocolError("incomplete chunked read"), "stream_cut"),
+    ],
+)
+def test_only_a_broken_connection_is_reported_as_one(error, kind):
+    for started in (False, True):
+        chat_error = to_chat_error(error, started=started)
+        assert chat_error.kind == kind
+        assert ("connection" in assert_clear(chat_error)) == (kind == "stream_cut")
