@@ -30,7 +30,6 @@ from huggingface_hub.errors import (
 from huggingface_hub.errors import ValidationError as RequestValidationError
 from huggingface_hub.utils import get_async_session
 
-from . import hub_patches
 from .catalog import Endpoint, Model, endpoint_available, endpoint_token
 
 log = logging.getLogger("parlor.endpoints")
@@ -233,8 +232,6 @@ class Endpoints:
         self._rng = rng or random.Random()
         self._timeout = timeout
         share_tls_settings()
-        hub_patches.lean_stream_chunks()
-        hub_patches.asyncio_read_timeouts()
 
     def usable(self, endpoint: Endpoint) -> bool:
         if endpoint.type == "local":

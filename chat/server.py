@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 
-from . import gradio_patches, pages
+from . import gradio_patches, hub_patches, pages, patches
 from .accounts import DeclinedSignIn, TokenResolver
 from .api import register_api
 from .catalog import Catalog
@@ -43,10 +43,6 @@ def create_app(
     embedded model when the catalog uses it, already started by `chat.launch` (before
     Gradio is imported, so that it loads meanwhile); the app stops it when it ends."""
     environ = dict(os.environ if environ is None else environ)
-    gradio_patches.skip_absent_matplotlib()
-    gradio_patches.lean_sessions()
-    gradio_patches.cheap_skips()
-    gradio_patches.cached_argspecs()
 
     def local_target() -> LocalTarget | None:
         if local is None or not local.ready.is_set():
@@ -93,7 +89,6 @@ def create_app(
     )
     demo.max_threads = MAX_CONCURRENT_JOBS
     demo.queue(default_concurrency_limit=None)
-    gradio_patches.slow_queue_polling(demo)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -153,7 +148,11 @@ def create_app(
         server_port=settings.server_port,
     )
     gradio_app = _mounted(app, gr.routes.App)
-    gradio_patches.hot_routes_first(gradio_app)
+    # Measured changes to the libraries' private internals, each on the versions it was
+    # written for only; one log line names those left off.
+    patches.apply(
+        [*gradio_patches.patches(gradio_app), *hub_patches.PATCHES], enabled=settings.patches
+    )
     # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
     add_http_api(gradio_app, service, owner_of)
     policy = CookiePolicy(
