@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import socket
 
 import gradio as gr
 import uvicorn
@@ -180,9 +182,10 @@ def _mounted(app: FastAPI, kind: type[FastAPI]) -> FastAPI:
 
 
 def serve(app: FastAPI, settings: Settings) -> None:
-    """Run until Ctrl-C or SIGTERM; the embedded model stops with the app."""
+    """Run until Ctrl-C or SIGTERM, then save the answers in progress and exit cleanly; the
+    embedded model stops with the app."""
     log.info("Parlor on http://%s:%s", settings.server_name, settings.server_port)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.server_name,
         port=settings.server_port,
@@ -190,3 +193,28 @@ def serve(app: FastAPI, settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    # uvicorn raises the stop signal again once it has shut down: a stop that was asked
+    # for ends the process with status 0.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _exit_cleanly)
+    _Server(config, app).run()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which ends the answers in progress before it closes connections:
+    otherwise it waits for them, then cancels them halfway through a save."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        service: ChatService = self.app.state.service
+        stopped = await service.shutdown()
+        _mounted(self.app, gr.routes.App).stop_event.set()  # ends Gradio's heartbeat streams
+        await super().shutdown(sockets)
+        log.info("Parlor stopped; %d answer(s) in progress saved as interrupted", stopped)
