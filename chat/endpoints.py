@@ -37,7 +37,6 @@ from huggingface_hub.errors import (
 from huggingface_hub.errors import ValidationError as RequestValidationError
 from huggingface_hub.utils import get_async_session
 
-from . import hub_patches
 from .catalog import Endpoint, Model, endpoint_available, endpoint_token, is_hub_model_id
 
 log = logging.getLogger("parlor.endpoints")
@@ -291,8 +290,6 @@ class Endpoints:
         self._rng = rng or random.Random()
         self._timeout = timeout
         share_tls_settings()
-        hub_patches.lean_stream_chunks()
-        hub_patches.asyncio_read_timeouts()
 
     def why_unusable(self, endpoint: Endpoint) -> str:
         """Why `endpoint` cannot be called now, in words for people; "" when it can."""

@@ -1,8 +1,8 @@
 """Where Parlor changes Gradio's own behaviour, each found with a profiler (README, "Performance").
 
-These reach into Gradio 6.31 internals (pinned in requirements.txt), not its public API. Each
-says what it replaces and why; tests drive the app through the same paths (page, events,
-states, the client API), so a Gradio upgrade that moves these fails there first.
+These reach into Gradio 6.31.0's internals, not its public API: each applies on the versions
+it was written for only (`chat.patches`), and says what it replaces and why. What would make
+each unnecessary upstream is in docs/upstream.md.
 """
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ from fastapi import FastAPI
 from gradio import component_meta
 from gradio.blocks import BlockFunction, convert_component_dict_to_list
 from gradio.state_holder import SessionState
+
+from .patches import Patch, exact_version
+
+GRADIO = exact_version(gradio="6.31.0")
+# Gradio's routes, reordered inside FastAPI's router (its included routers and their cache).
+GRADIO_ROUTES = exact_version(gradio="6.31.0", fastapi="0.165.0")
 
 QUEUE_POLL_SECONDS = 0.002
 PROGRESS_POLL_SECONDS = 0.1
@@ -44,12 +50,9 @@ def slow_queue_polling(demo: gr.Blocks) -> None:
     and for progress updates every 10 ms over all `max_threads` job slots
     (start_progress_updates): ~10% of a core, idle or busy. Looking every 2 ms (a job starts
     0.5 ms later on average) and for progress, which Parlor never reports, every 100 ms
-    brings that to ~4%. Attributes of Gradio's queue, not a public API: if a Gradio release
-    renames them, this does nothing."""
-    queue = getattr(demo, "_queue", None)
-    if queue is not None and hasattr(queue, "sleep_when_free"):
-        queue.sleep_when_free = QUEUE_POLL_SECONDS
-        queue.progress_update_sleep_when_free = PROGRESS_POLL_SECONDS
+    brings that to ~4%."""
+    demo._queue.sleep_when_free = QUEUE_POLL_SECONDS
+    demo._queue.progress_update_sleep_when_free = PROGRESS_POLL_SECONDS
 
 
 class _CachedArgspecs:
@@ -97,8 +100,7 @@ def hot_routes_first(app: FastAPI) -> None:
             continue
         hot = [r for r in router.routes if getattr(r, "path", None) in HOT_ROUTES]
         router.routes[:] = hot + [r for r in router.routes if r not in hot]
-        if hasattr(router, "_routes_version"):  # FastAPI caches the order by this number
-            router._routes_version += 1
+        router._mark_routes_changed()  # FastAPI caches the order until told
 
 
 class _LeanSession:
@@ -197,3 +199,46 @@ def cheap_skips() -> None:
     alone (the end of an answer, opening a conversation): a cost that grew with the number
     of conversations. The session keeps its last copy, which is the same."""
     gr.Blocks.postprocess_data = _postprocess_data  # type: ignore[method-assign]
+
+
+def patches(app: gr.routes.App) -> list[Patch]:
+    """Parlor's changes to Gradio, for `app`: the Gradio app as mounted, its queue set up."""
+    demo = app.get_blocks()
+    return [
+        Patch(
+            "skip_absent_matplotlib",
+            skip_absent_matplotlib,
+            GRADIO,
+            "look for matplotlib once per process, not at every step of every event",
+        ),
+        Patch(
+            "slow_queue_polling",
+            functools.partial(slow_queue_polling, demo),
+            GRADIO,
+            "wake the queue when a job arrives instead of polling every 1 ms",
+        ),
+        Patch(
+            "cached_argspecs",
+            cached_argspecs,
+            GRADIO,
+            "read each component class's signature once (component_meta.updateable)",
+        ),
+        Patch(
+            "hot_routes_first",
+            functools.partial(hot_routes_first, app),
+            GRADIO_ROUTES,
+            "FastAPI: find a request's route without trying each route in turn, twice",
+        ),
+        Patch(
+            "lean_sessions",
+            lean_sessions,
+            GRADIO,
+            "build a session's config copy only for apps with a DeepLinkButton",
+        ),
+        Patch(
+            "cheap_skips",
+            cheap_skips,
+            GRADIO,
+            "answer an output left as gr.skip() without building a component",
+        ),
+    ]

@@ -18,12 +18,14 @@ Parlor uses the client in its process, and it reads nothing else of a chunk.
 
 `asyncio_read_timeouts` times each read of the hub's HTTP stack (httpcore2, used by nothing
 else in Parlor) with `asyncio.timeout` instead of `anyio.fail_after`.
+
+Each applies on the versions it was written for only (`PATCHES`, `chat.patches`); what would
+make it unnecessary upstream is in docs/upstream.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from types import SimpleNamespace
 from typing import Any
@@ -34,6 +36,8 @@ from httpcore2._backends.anyio import AnyIOStream
 from httpcore2._exceptions import map_exceptions
 from huggingface_hub.inference import _common
 from huggingface_hub.inference._generated.types.base import normalize_key
+
+from .patches import Patch, exact_version
 
 HUB_READ_LINE = _common._format_chat_completion_stream_output  # the hub's own, kept for tests
 
@@ -68,9 +72,8 @@ def read_stream_line(line: str) -> Fields | None:
     return _fields(data)
 
 
-@functools.cache
 def lean_stream_chunks() -> None:
-    """Read streamed chat chunks with `read_stream_line` (once per process)."""
+    """Read streamed chat chunks with `read_stream_line`."""
     _common._format_chat_completion_stream_output = read_stream_line
 
 
@@ -92,7 +95,6 @@ async def _read(self: AnyIOStream, max_bytes: int, timeout: float | None = None)
                 return b""
 
 
-@functools.cache
 def asyncio_read_timeouts() -> None:
     """Time each read of a model's stream with `asyncio.timeout`.
 
@@ -105,3 +107,19 @@ def asyncio_read_timeouts() -> None:
     which the hub and `chat.endpoints` report as before; a cancelled task is still
     cancelled."""
     AnyIOStream.read = _read  # type: ignore[method-assign]
+
+
+PATCHES = [
+    Patch(
+        "lean_stream_chunks",
+        lean_stream_chunks,
+        exact_version(huggingface_hub="2.4.0"),
+        "huggingface_hub: an option to stream chat chunks as plain dicts",
+    ),
+    Patch(
+        "asyncio_read_timeouts",
+        asyncio_read_timeouts,
+        exact_version(httpcore2="2.16.2"),
+        "httpcore2: time reads with asyncio.timeout when the loop is asyncio's",
+    ),
+]

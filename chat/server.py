@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import socket
 
 import gradio as gr
 import uvicorn
@@ -12,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 
-from . import gradio_patches, pages
+from . import gradio_patches, hub_patches, pages, patches
 from .accounts import DeclinedSignIn, TokenResolver
 from .api import register_api
 from .catalog import Catalog
@@ -43,10 +45,6 @@ def create_app(
     embedded model when the catalog uses it, already started by `chat.launch` (before
     Gradio is imported, so that it loads meanwhile); the app stops it when it ends."""
     environ = dict(os.environ if environ is None else environ)
-    gradio_patches.skip_absent_matplotlib()
-    gradio_patches.lean_sessions()
-    gradio_patches.cheap_skips()
-    gradio_patches.cached_argspecs()
 
     def local_target() -> LocalTarget | None:
         if local is None or not local.ready.is_set():
@@ -93,7 +91,6 @@ def create_app(
     )
     demo.max_threads = MAX_CONCURRENT_JOBS
     demo.queue(default_concurrency_limit=None)
-    gradio_patches.slow_queue_polling(demo)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -153,7 +150,11 @@ def create_app(
         server_port=settings.server_port,
     )
     gradio_app = _mounted(app, gr.routes.App)
-    gradio_patches.hot_routes_first(gradio_app)
+    # Measured changes to the libraries' private internals, each on the versions it was
+    # written for only; one log line names those left off.
+    patches.apply(
+        [*gradio_patches.patches(gradio_app), *hub_patches.PATCHES], enabled=settings.patches
+    )
     # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
     add_http_api(gradio_app, service, owner_of)
     policy = CookiePolicy(
@@ -181,9 +182,10 @@ def _mounted(app: FastAPI, kind: type[FastAPI]) -> FastAPI:
 
 
 def serve(app: FastAPI, settings: Settings) -> None:
-    """Run until Ctrl-C or SIGTERM; the embedded model stops with the app."""
+    """Run until Ctrl-C or SIGTERM, then save the answers in progress and exit cleanly; the
+    embedded model stops with the app."""
     log.info("Parlor on http://%s:%s", settings.server_name, settings.server_port)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.server_name,
         port=settings.server_port,
@@ -191,3 +193,28 @@ def serve(app: FastAPI, settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    # uvicorn raises the stop signal again once it has shut down: a stop that was asked
+    # for ends the process with status 0.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _exit_cleanly)
+    _Server(config, app).run()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which ends the answers in progress before it closes connections:
+    otherwise it waits for them, then cancels them halfway through a save."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        service: ChatService = self.app.state.service
+        stopped = await service.shutdown()
+        _mounted(self.app, gr.routes.App).stop_event.set()  # ends Gradio's heartbeat streams
+        await super().shutdown(sockets)
+        log.info("Parlor stopped; %d answer(s) in progress saved as interrupted", stopped)

@@ -358,6 +358,20 @@ class ChatService:
         streaming = len(self._stops)
         return max(seconds, streaming / budget) if streaming > 1 else seconds
 
+    _closing = False  # set by shutdown(): answers stopped from then on say the server stopped
+
+    async def shutdown(self, timeout: float = 5.0) -> int:
+        """The server is about to exit: stop every answer in progress, and wait (at most
+        `timeout` seconds) until each is saved with SERVER_STOPPED. Returns how many."""
+        self._closing = True
+        stops = list(self._stops.values())
+        for stop in stops:
+            stop.set()
+        deadline = time.monotonic() + timeout
+        while self._stops and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return len(stops)
+
     def _free(self, key: tuple[str, str], stop: asyncio.Event) -> None:
         """The conversation takes a next message (unless a next one has already begun)."""
         if self._stops.get(key) is stop:
@@ -403,7 +417,7 @@ class ChatService:
             async for piece in _after(head, stream):
                 parts.append(piece)
                 if stop.is_set():
-                    notice = "Stopped."
+                    notice = SERVER_STOPPED if self._closing else "Stopped."
                     break
                 now = time.monotonic()
                 # Under load the words come a few at a time instead of everyone's answer

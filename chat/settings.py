@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     oauth_client_id: str = Field("", validation_alias="OAUTH_CLIENT_ID")
     openid_provider_url: str = Field("", validation_alias="OPENID_PROVIDER_URL")
     token_cache_seconds: float = Field(300, ge=0)
+    # Parlor's changes to private internals of Gradio and huggingface_hub (chat/patches.py),
+    # each on the versions it was written for. Off ("off", "false", "0"): the libraries'
+    # own code everywhere, to rule the patches out when something looks wrong.
+    patches: bool = True
 
     @property
     def login_enabled(self) -> bool:

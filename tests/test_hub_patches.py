@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_endpoints import server, srv  # noqa: F401 - fixtures: the scripted server
+from test_endpoints import test_timeout_before_the_response as before_the_response
+from test_endpoints import test_timeout_mid_stream_keeps_the_start as mid_stream
 
-from chat.hub_patches import HUB_READ_LINE, read_stream_line
+from chat.hub_patches import HUB_READ_LINE, PATCHES, read_stream_line
+from chat.patches import apply
 
 
 def data(payload: object) -> str:
@@ -131,10 +135,12 @@ def test_a_field_the_server_did_not_send_reads_as_none():
     assert chunk.usage is None and chunk.system_fingerprint is None
 
 
-def test_the_app_reads_streams_with_parlors_reader():
-    from huggingface_hub.inference import _common
+@pytest.fixture
+def hub_patched() -> None:
+    """The hub's HTTP stack as the app runs it (on the versions the patches were written for)."""
+    assert [p.name for p in apply(PATCHES, enabled=True)] == [p.name for p in PATCHES]
 
-    from chat.endpoints import Endpoints
 
-    Endpoints(environ={})
-    assert _common._format_chat_completion_stream_output is read_stream_line
+def test_a_silent_model_still_times_out_through_parlors_reads(hub_patched, srv):  # noqa: F811
+    before_the_response(srv)
+    mid_stream(srv)
