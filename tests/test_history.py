@@ -7,12 +7,12 @@ import os
 import stat
 import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from store_seams import CountingHistory, count_writes
 
-from chat.history import INDEX_BATCH, MAX_TITLE_CHARS, AtomicJSONStorage, History, title_from
+from chat.history import INDEX_BATCH, MAX_TITLE_CHARS, History, title_from
 
 
 @pytest.fixture
@@ -307,32 +307,8 @@ def test_a_save_landing_after_sign_in_moved_the_conversation_is_refused(store, t
 # -- costs that must not grow with the square of the count ---------------------------------
 
 
-@pytest.fixture
-def writes(monkeypatch) -> Counter:
-    """How many times each file name was written (index.json, settings.json, <id>.json)."""
-    counts: Counter = Counter()
-    real = AtomicJSONStorage.flush
-
-    def counted(self, **kwargs):
-        if self._dirty:
-            counts[self.path.name] += 1
-        return real(self, **kwargs)
-
-    monkeypatch.setattr(AtomicJSONStorage, "flush", counted)
-    return counts
-
-
-class CountingHistory(History):
-    """Counts how often an owner's listing is read from disk."""
-
-    listing_reads = 0
-
-    def _read_listing(self, owner, stamp):
-        self.listing_reads += 1
-        return super()._read_listing(owner, stamp)
-
-
-def test_deleting_all_rewrites_the_index_once(tmp_path, writes):
+def test_deleting_all_rewrites_the_index_once(tmp_path, monkeypatch):
+    writes = count_writes(monkeypatch)
     store = CountingHistory(tmp_path)
     for n in range(3 * INDEX_BATCH):
         store.create_conversation("alice", model="m", first_message=f"Question {n}")
@@ -343,7 +319,8 @@ def test_deleting_all_rewrites_the_index_once(tmp_path, writes):
     assert not list(tmp_path.rglob("conversations/*.json"))
 
 
-def test_moving_an_owner_writes_the_index_once(tmp_path, writes):
+def test_moving_an_owner_writes_the_index_once(tmp_path, monkeypatch):
+    writes = count_writes(monkeypatch)
     store = CountingHistory(tmp_path)
     made = {store.create_conversation("anon", model="m")["id"] for _ in range(3 * INDEX_BATCH)}
     store.list_conversations("acct")
