@@ -148,7 +148,8 @@ def limited(tmp_path_factory):
         "models:\n  - id: m\n    name: M\n"
         "    endpoints: [{type: openai, base_url: 'http://127.0.0.1:9/v1', model: m}]\n"
     )
-    running = RunningApp(root / "data", models=models, env=LIMITS_ENV).wait_ready()
+    env = {**LIMITS_ENV, "GRADIO_TEMP_DIR": str(root / "gradio")}
+    running = RunningApp(root / "data", models=models, env=env).wait_ready()
     yield running
     running.stop()
 
