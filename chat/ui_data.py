@@ -89,6 +89,8 @@ class DataPanel:
             except (ServiceError, UnicodeDecodeError) as e:
                 gr.Warning(str(e) if isinstance(e, ServiceError) else "This is not a text file.")
                 return {}
+            finally:  # Gradio's copy of the upload: the conversations are stored now
+                Path(file).unlink(missing_ok=True)
             gr.Info(f"Imported {count} conversation{'s' if count != 1 else ''}.")
             return {**listing(request), self.upload: None}
 
