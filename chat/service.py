@@ -166,7 +166,7 @@ class ChatService:
         return conv
 
     def rename_conversation(self, owner: Owner, conversation_id: str, title: str) -> dict:
-        title = " ".join(title.split())[:200]
+        title = " ".join(title.split())[: store.MAX_TITLE_CHARS]
         if not title:
             raise ServiceError("A title cannot be empty.")
         row = self.history.rename_conversation(owner.id, conversation_id, title)
