@@ -15,17 +15,21 @@ the listing reads, so adding a message writes that one file and never the index.
 is written whole, so new conversations reach it in batches (INDEX_BATCH): until then their
 files are the only record, and a listing read from disk picks up the files the index does not
 name. The index only repeats what the files hold, and is rebuilt from them when damaged.
-Writes are atomic (temporary file, fsync, rename) and serialised per file, so a crash never
-leaves half a file and concurrent writers lose nothing.
+Writes are atomic (temporary file, fsync, rename, fsync of the folder) and serialised per
+file, so a crash never leaves half a file and concurrent writers lose nothing.
 
 Listing: each owner's summaries are kept in memory, newest last, and updated by every write
 made through this `History`, so listing the newest N costs the same whatever the owner has.
 A change made on disk by anyone else (another process) changes the folder's or the index's
 modification time or the index's inode, and the next listing reads the owner again.
 
-Ownership: every function takes the owner, and `_conversation_file` is the one place that
+Ownership: every function takes the owner, and `_conversation_path` is the one place that
 turns (owner, conversation id) into a file. A conversation of someone else is simply not
 under this owner's directory, so it looks exactly like a missing one.
+
+Deleting wins: a write to a conversation checks that its file exists under the file's lock
+(`_existing`) and never creates it, so a save landing after a delete (or after a sign-in
+moved the owner's conversations) is refused. Only a new conversation creates a file.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -55,6 +59,7 @@ log = logging.getLogger("parlor.history")
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 TITLE_WORDS = 8
+MAX_TITLE_CHARS = 200  # a title is a line in the sidebar; its first words could be 16,000
 
 
 class CorruptFile(Exception):
@@ -110,10 +115,19 @@ class AtomicJSONStorage(Storage):
         if mtime_ns is not None:
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)  # the rename itself survives a crash only once its folder is
         self._dirty = False
 
     def close(self) -> None:
         pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def iso(ns: int) -> str:
@@ -167,9 +181,17 @@ def _message(
 
 def title_from(text: str) -> str:
     """A conversation's first title: the first words of its first message."""
-    words = text.split()
+    words = text.split(maxsplit=TITLE_WORDS)
     title = " ".join(words[:TITLE_WORDS])
+    if len(title) > MAX_TITLE_CHARS:
+        return title[: MAX_TITLE_CHARS - 1] + "…"
     return title + ("…" if len(words) > TITLE_WORDS else "") if title else "New chat"
+
+
+def clip_title(title: str) -> str:
+    """A title as stored: at most MAX_TITLE_CHARS characters ("New chat" when empty)."""
+    title = title.strip()
+    return title[:MAX_TITLE_CHARS] if title else "New chat"
 
 
 _SUMMARY = ("id", "title", "model", "created_at", "updated_at")
@@ -237,12 +259,31 @@ class History:
             raise ValueError("every read and write names its owner")
         return self.root / hashlib.sha256(owner.encode()).hexdigest()[:40]
 
-    def _conversation_file(self, owner: str, conversation_id: str) -> Path | None:
-        """The one ownership check: the owner's file for this id, or None if there is none."""
+    def _conversation_path(self, owner: str, conversation_id: str) -> Path | None:
+        """The one ownership check: where the owner's file for this id is (None for an id
+        that cannot be one). Whether it exists is only known under its lock (`_existing`)."""
         if not isinstance(conversation_id, str) or not _ID.match(conversation_id):
             return None
-        path = self._owner_dir(owner) / "conversations" / f"{conversation_id}.json"
-        return path if path.exists() else None
+        return self._owner_dir(owner) / "conversations" / f"{conversation_id}.json"
+
+    @contextmanager
+    def _existing(
+        self, owner: str, conversation_id: str, *, stamp_ns: int | None = None
+    ) -> Iterator[TinyDB | None]:
+        """The owner's conversation file opened under its lock, or None if there is none.
+
+        Existence is checked under the lock: a delete (or a move at sign-in) landing just
+        before would otherwise let this write create the file again, after "deleted"."""
+        path = self._conversation_path(owner, conversation_id)
+        if path is None:
+            yield None
+            return
+        with self._locks.hold(path):
+            if not path.exists():
+                yield None
+                return
+            with self._open(path, stamp_ns=stamp_ns) as db:
+                yield db
 
     @contextmanager
     def _open(self, path: Path, *, stamp_ns: int | None = None) -> Iterator[TinyDB]:
@@ -311,7 +352,7 @@ class History:
             title = title_from(first_message)
         row = {
             "id": conversation_id or new_id(),
-            "title": title or "New chat",
+            "title": clip_title(title),
             "model": model,
             "created_at": stamp,
             "updated_at": stamp,
@@ -448,10 +489,9 @@ class History:
 
     def get_conversation(self, owner: str, conversation_id: str) -> dict | None:
         """The conversation with its messages, or None when this owner has no such id."""
-        path = self._conversation_file(owner, conversation_id)
-        if path is None:
-            return None
-        with self._open(path) as db:
+        with self._existing(owner, conversation_id) as db:
+            if db is None:
+                return None
             rows = db.table("conversation").all()
             messages = db.table("messages").all()
         if not rows:
@@ -459,26 +499,40 @@ class History:
         return {**_summary(rows[0]), "messages": [dict(m) for m in messages]}
 
     def rename_conversation(self, owner: str, conversation_id: str, title: str) -> dict | None:
-        return self._update_summary(owner, conversation_id, title=title.strip() or "New chat")
+        return self._update_summary(owner, conversation_id, title=clip_title(title))
 
     def delete_conversation(self, owner: str, conversation_id: str) -> bool:
         """Remove the conversation's file from disk (not a flag). False if there is none."""
-        path = self._conversation_file(owner, conversation_id)
+        return self._delete(owner, [conversation_id]) == 1
+
+    def delete_all_conversations(self, owner: str) -> int:
+        return self._delete(owner, [c["id"] for c in self.list_conversations(owner)])
+
+    def _delete(self, owner: str, ids: list[str]) -> int:
+        """Remove these conversations' files, then their index rows in one write."""
+        gone = [cid for cid in ids if self._unlink(owner, cid)]
+        if not gone:
+            return 0
+        with self._index(owner) as index:
+            index.table("conversations").remove(Query().id.one_of(set(gone)))
+        with self._listings_guard:
+            if (listing := self._listings.get(owner)) is not None:
+                listing.unindexed.difference_update(gone)
+        for cid in gone:
+            self._touched(owner, cid)
+        return len(gone)
+
+    def _unlink(self, owner: str, conversation_id: str) -> bool:
+        """Remove one conversation's file under its lock; False if there is none."""
+        path = self._conversation_path(owner, conversation_id)
         if path is None:
             return False
         with self._locks.hold(path):
-            path.unlink(missing_ok=True)
-        with self._index(owner) as index:
-            index.table("conversations").remove(Query().id == conversation_id)
-        with self._listings_guard:
-            if (listing := self._listings.get(owner)) is not None:
-                listing.unindexed.discard(conversation_id)
-        self._touched(owner, conversation_id)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
         return True
-
-    def delete_all_conversations(self, owner: str) -> int:
-        ids = [c["id"] for c in self.list_conversations(owner)]
-        return sum(self.delete_conversation(owner, cid) for cid in ids)
 
     # -- messages -----------------------------------------------------------------------
 
@@ -494,14 +548,13 @@ class History:
         notice: str = "",
     ) -> dict | None:
         """Add a message; the first user message also titles a new conversation."""
-        path = self._conversation_file(owner, conversation_id)
-        if path is None:
-            return None
         ns = time.time_ns()
         stamp = iso(ns)
         message = _message(role, content, stamp, model=model, incomplete=incomplete, notice=notice)
         changes: dict[str, Any] = {"updated_at": stamp}
-        with self._open(path, stamp_ns=ns) as db:
+        with self._existing(owner, conversation_id, stamp_ns=ns) as db:
+            if db is None:
+                return None
             db.table("messages").insert(message)
             conv = db.table("conversation")
             first = conv.all()[0] if conv.all() else {}
@@ -517,22 +570,20 @@ class History:
         self, owner: str, conversation_id: str, message_id: str, **fields: Any
     ) -> bool:
         """Change fields of one message (e.g. a streamed answer as it grows)."""
-        path = self._conversation_file(owner, conversation_id)
-        if path is None:
-            return False
         allowed = {k: v for k, v in fields.items() if k in ("content", "incomplete", "notice")}
         ns = time.time_ns()
-        with self._open(path, stamp_ns=ns) as db:
+        with self._existing(owner, conversation_id, stamp_ns=ns) as db:
+            if db is None:
+                return False
             done = db.table("messages").update(allowed, Query().id == message_id)
             db.table("conversation").update({"updated_at": iso(ns)})
         self._touched(owner, conversation_id)
         return bool(done)
 
     def delete_message(self, owner: str, conversation_id: str, message_id: str) -> bool:
-        path = self._conversation_file(owner, conversation_id)
-        if path is None:
-            return False
-        with self._open(path) as db:
+        with self._existing(owner, conversation_id) as db:
+            if db is None:
+                return False
             done = bool(db.table("messages").remove(Query().id == message_id))
         self._touched(owner, conversation_id)
         return done
@@ -540,12 +591,11 @@ class History:
     # -- helpers ------------------------------------------------------------------------
 
     def _update_summary(self, owner: str, conversation_id: str, **changes: Any) -> dict | None:
-        path = self._conversation_file(owner, conversation_id)
-        if path is None:
-            return None
         ns = time.time_ns()
         changes["updated_at"] = iso(ns)
-        with self._open(path, stamp_ns=ns) as db:
+        with self._existing(owner, conversation_id, stamp_ns=ns) as db:
+            if db is None:
+                return None
             conv = db.table("conversation")
             conv.update(changes)
             row = conv.all()[0]
@@ -579,61 +629,92 @@ class History:
 
     def set_conversation_fields(self, owner: str, conversation_id: str, **fields: Any) -> bool:
         """Set extra fields on a conversation (e.g. the sharing consent), not its summary."""
-        path = self._conversation_file(owner, conversation_id)
-        if path is None:
-            return False
-        with self._open(path) as db:
+        with self._existing(owner, conversation_id) as db:
+            if db is None:
+                return False
             db.table("conversation").update(fields)
         self._touched(owner, conversation_id)
         return True
 
     def conversation_row(self, owner: str, conversation_id: str) -> dict | None:
         """The stored conversation row with every field (summary and extras)."""
-        path = self._conversation_file(owner, conversation_id)
-        if path is None:
-            return None
-        with self._open(path) as db:
+        with self._existing(owner, conversation_id) as db:
+            if db is None:
+                return None
             rows = db.table("conversation").all()
         return dict(rows[0]) if rows else None
 
     # -- whole owners -------------------------------------------------------------------
 
-    def add_conversation(self, owner: str, conversation: dict, messages: list[dict]) -> bool:
-        """Store a whole conversation (an import). False if this owner already has its id."""
-        cid = conversation["id"]
-        if not _ID.match(cid) or self._conversation_file(owner, cid) is not None:
+    def add_conversations(
+        self, owner: str, conversations: Iterable[tuple[dict, list[dict]]]
+    ) -> int:
+        """Store whole conversations (an import); ids this owner already has are skipped.
+        Returns how many were added. Each file is written, then the index once, then the
+        listing is read again once: the cost grows with the number added, not its square."""
+        added = [row for row, messages in conversations if self._write_new(owner, row, messages)]
+        self._index_many(owner, added)
+        return len(added)
+
+    def _write_new(self, owner: str, conversation: dict, messages: list[dict]) -> bool:
+        """Write a whole conversation's file, unless the owner already has its id."""
+        path = self._conversation_path(owner, conversation.get("id"))
+        if path is None:
             return False
-        path = self._owner_dir(owner) / "conversations" / f"{cid}.json"
-        with self._open(path, stamp_ns=_ns_of(conversation.get("updated_at"))) as db:
-            db.table("conversation").insert(conversation)
-            db.table("messages").insert_multiple(messages)
-        self._index_new(owner, conversation)
-        summary = {k: conversation.get(k) for k in _SUMMARY if k != "updated_at"}
-        self._touched(owner, cid, **summary)
+        with self._locks.hold(path):
+            if path.exists():
+                return False
+            with self._open(path, stamp_ns=_ns_of(conversation.get("updated_at"))) as db:
+                db.table("conversation").insert(conversation)
+                db.table("messages").insert_multiple(messages)
         return True
+
+    def _index_many(self, owner: str, rows: list[dict]) -> None:
+        """Add the summaries of conversations just written to the index, in one write."""
+        if not rows:
+            return
+        with self._index(owner) as index:
+            table = index.table("conversations")
+            indexed = {r["id"] for r in table.all()}
+            table.insert_multiple(_summary(r) for r in rows if r["id"] not in indexed)
+        self._forget_listing(owner)  # read again once, at the next listing
 
     def move_owner(self, source: str, target: str) -> int:
         """Move every conversation and setting of `source` to `target` (login), then retire
         `source` so that nothing reaches its data any more. Returns how many moved."""
-        src = self._owner_dir(source)
-        moved = 0
-        for conv in self.list_conversations(source):
-            path = self._conversation_file(source, conv["id"])
-            if path is None:
-                continue
-            with self._open(path) as db:
-                row = db.table("conversation").all()
-                messages = db.table("messages").all()
-            if row and self.add_conversation(target, dict(row[0]), [dict(m) for m in messages]):
-                moved += 1
+        moved = [
+            row
+            for conv in self.list_conversations(source)
+            if (row := self._move(source, target, conv["id"])) is not None
+        ]
+        self._index_many(target, moved)
         settings = self.get_settings(source)
         if settings:
             self.update_settings(target, {**settings, **self.get_settings(target)})
+        src = self._owner_dir(source)
         if src.exists():
             shutil.rmtree(src)
         self._forget_listing(source)
         self.retire(source)
-        return moved
+        return len(moved)
+
+    def _move(self, source: str, target: str, conversation_id: str) -> dict | None:
+        """Copy one conversation to `target`, then remove it from `source`, all under the
+        source file's lock: an answer still being saved there is refused, never re-created.
+        The row moved, or None (none there, or `target` already has that id)."""
+        path = self._conversation_path(source, conversation_id)
+        if path is None:
+            return None
+        with self._locks.hold(path):
+            with self._existing(source, conversation_id) as db:
+                if db is None:
+                    return None
+                rows = db.table("conversation").all()
+                messages = [dict(m) for m in db.table("messages").all()]
+            row = dict(rows[0]) if rows else None
+            written = row is not None and self._write_new(target, row, messages)
+            path.unlink()
+        return row if written else None
 
     def retire(self, owner: str) -> None:
         """Mark an owner id as used up: a cookie still naming it gets a fresh identity."""

@@ -24,49 +24,58 @@ so later versions can add fields)::
 
 from __future__ import annotations
 
-import json
-from typing import Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
-from .history import History, new_id, now
+from .history import MAX_TITLE_CHARS, History, clip_title, new_id, now
+from .settings import ImportLimits
 
 FORMAT = "parlor-export"
 VERSION = 1
+
+# Plain dicts rather than pydantic models: a model per message (with its set of fields set)
+# made parsing take ~5x the document's size in memory; dicts take ~2x.
+_LENIENT = ConfigDict(extra="ignore")
+# A message's fields and their values when the document leaves them out.
+MESSAGE_DEFAULTS = {"created_at": "", "model": None, "incomplete": False, "notice": ""}
 
 
 class PortabilityError(ValueError):
     """The document cannot be imported; the message says why."""
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class ExportedMessage(_Lenient):
+class ExportedMessage(TypedDict):
+    __pydantic_config__ = _LENIENT  # type: ignore[misc]
     role: Literal["user", "assistant"]
     content: str
-    created_at: str = ""
-    model: str | None = None
-    incomplete: bool = False
-    notice: str = ""
+    created_at: NotRequired[str]
+    model: NotRequired[str | None]
+    incomplete: NotRequired[bool]
+    notice: NotRequired[str]
 
 
-class ExportedConversation(_Lenient):
-    id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    title: str = "New chat"
+class ExportedConversation(TypedDict):
+    __pydantic_config__ = _LENIENT  # type: ignore[misc]
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    title: NotRequired[str]
     model: str
     created_at: str
     updated_at: str
-    messages: list[ExportedMessage] = []
+    messages: NotRequired[list[ExportedMessage]]
 
 
-class Export(_Lenient):
+class Export(TypedDict):
+    __pydantic_config__ = _LENIENT  # type: ignore[misc]
     format: Literal["parlor-export"]
-    version: int = Field(ge=1, le=VERSION)
-    exported_at: str = ""
-    settings: dict = {}
-    conversations: list[ExportedConversation] = []
+    version: Annotated[int, Field(ge=1, le=VERSION)]
+    exported_at: NotRequired[str]
+    settings: NotRequired[dict]
+    conversations: NotRequired[list[ExportedConversation]]
+
+
+_EXPORT = TypeAdapter(Export)
 
 
 def export_owner(history: History, owner: str, settings: dict) -> dict:
@@ -77,7 +86,7 @@ def export_owner(history: History, owner: str, settings: dict) -> dict:
         if conv is None:
             continue
         conv["messages"] = [
-            {k: m.get(k) for k in ExportedMessage.model_fields} for m in conv["messages"]
+            {k: m.get(k) for k in ("role", "content", *MESSAGE_DEFAULTS)} for m in conv["messages"]
         ]
         conversations.append(conv)
     return {
@@ -89,32 +98,87 @@ def export_owner(history: History, owner: str, settings: dict) -> dict:
     }
 
 
-def parse_export(text: str) -> Export:
-    try:
-        raw = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        raise PortabilityError("This is not a Parlor export: it is not valid JSON.") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise PortabilityError("This is not a Parlor export (its 'format' is not 'parlor-export').")
-    if isinstance(raw.get("version"), int) and raw["version"] > VERSION:
+def parse_export(text: str, limits: ImportLimits) -> Export:
+    """The document, or a PortabilityError saying why it cannot be imported.
+
+    Its size is checked before it is parsed, and pydantic parses and checks it in one pass
+    from the text (no `json.loads` copy to validate afterwards)."""
+    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else 0
+    if size > limits.max_bytes:
         raise PortabilityError(
-            f"This export is of a newer version ({raw['version']}) than this Parlor reads "
-            f"({VERSION})."
+            f"This file is too large to import ({_mb(size)}); the limit is "
+            f"{_mb(limits.max_bytes)}. Split it, or ask the server's owner."
         )
     try:
-        return Export.model_validate(raw)
+        document = _EXPORT.validate_json(text)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PortabilityError(f"This export is damaged at '{where}': {first['msg']}.") from None
+        raise PortabilityError(_explained(e)) from None
+    _check_limits(document, limits)
+    return document
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{size / 1024:,.0f} KB"
+
+
+def _explained(error: ValidationError) -> str:
+    """The reason a person should read first among pydantic's errors."""
+    errors = error.errors(include_url=False)
+    for e in errors:
+        if e["type"] in ("json_invalid", "json_type", "string_unicode") and not e["loc"]:
+            return "This is not a Parlor export: it is not valid JSON."
+    for e in errors:
+        if e["loc"] in ((), ("format",)):
+            return "This is not a Parlor export (its 'format' is not 'parlor-export')."
+    for e in errors:
+        if e["loc"] == ("version",) and e["type"] == "less_than_equal":
+            return (
+                f"This export is of a newer version ({e['input']}) than this Parlor reads "
+                f"({VERSION})."
+            )
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"This export is damaged at '{where}': {first['msg']}."
+
+
+def _check_limits(document: Export, limits: ImportLimits) -> None:
+    """Refuse a document holding more than an import may (see `ImportLimits`)."""
+    conversations = document.get("conversations", [])
+    if len(conversations) > limits.conversations:
+        raise PortabilityError(
+            f"This export holds {len(conversations):,} conversations; an import may hold up "
+            f"to {limits.conversations:,}. Split it into smaller files."
+        )
+    for n, conv in enumerate(conversations, 1):
+        where = f"Conversation {n} of this export"
+        title, messages = conv.get("title", ""), conv.get("messages", [])
+        if len(title) > MAX_TITLE_CHARS:
+            raise PortabilityError(
+                f"{where} has a title of {len(title):,} characters; the limit is "
+                f"{MAX_TITLE_CHARS:,}."
+            )
+        if len(messages) > limits.messages:
+            raise PortabilityError(
+                f"{where} holds {len(messages):,} messages; the limit is "
+                f"{limits.messages:,} a conversation."
+            )
+        for m in messages:
+            user = m["role"] == "user"
+            limit = limits.message_chars if user else limits.answer_chars
+            if len(m["content"]) > limit:
+                raise PortabilityError(
+                    f"{where} holds {'a message' if user else 'an answer'} of "
+                    f"{len(m['content']):,} characters; the limit is {limit:,}."
+                )
 
 
 def import_into(history: History, owner: str, document: Export) -> int:
     """Add the export's conversations to the owner's; ones already there are skipped."""
-    imported = 0
-    for conv in document.conversations:
-        row = conv.model_dump(exclude={"messages"})
-        messages = [{"id": new_id(), **m.model_dump()} for m in conv.messages]
-        if history.add_conversation(owner, row, messages):
-            imported += 1
-    return imported
+    return history.add_conversations(owner, map(_rows, document.get("conversations", [])))
+
+
+def _rows(conv: ExportedConversation) -> tuple[dict, list[dict]]:
+    """A conversation of the document as the store's row and messages (a new id each)."""
+    row = {k: v for k, v in conv.items() if k != "messages"}
+    row["title"] = clip_title(conv.get("title", ""))
+    return row, [{"id": new_id(), **MESSAGE_DEFAULTS, **m} for m in conv.get("messages", [])]

@@ -60,6 +60,7 @@ def create_app(
         max_message_chars=settings.max_message_chars,
         frame_seconds=settings.stream_frame_seconds,
         frame_budget=settings.stream_frame_budget,
+        import_limits=settings.import_limits,
     )
     signer = CookieSigner(settings.signing_secret())
     tokens = (
@@ -146,6 +147,8 @@ def create_app(
         show_error=False,
         run_history=False,
         footer_links=[],
+        # An upload past the import limit is refused before Gradio stores it.
+        max_file_size=settings.import_limits.max_bytes,
         server_name=settings.server_name,
         server_port=settings.server_port,
     )

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
@@ -20,6 +20,7 @@ from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints
 from .identity import Owner
 from .prompt import build_messages
+from .settings import ImportLimits
 
 log = logging.getLogger("parlor.service")
 
@@ -61,8 +62,10 @@ class ChatService:
         frame_seconds: float,
         frame_budget: float = 800.0,
         data_sharing: bool = False,
+        import_limits: ImportLimits | None = None,
     ) -> None:
         self.data_sharing = data_sharing
+        self.import_limits = import_limits or ImportLimits(message_chars=max_message_chars)
         self.catalog = catalog
         self.history = history
         self.endpoints = endpoints
@@ -70,6 +73,7 @@ class ChatService:
         self.frame_seconds = frame_seconds
         self.frame_budget = frame_budget
         self._stops: dict[tuple[str, str], asyncio.Event] = {}
+        self._all_deleted: list[Callable[[Owner], None]] = []
         self._adopting = threading.Lock()
 
     # -- models -------------------------------------------------------------------------
@@ -163,7 +167,7 @@ class ChatService:
         return conv
 
     def rename_conversation(self, owner: Owner, conversation_id: str, title: str) -> dict:
-        title = " ".join(title.split())[:200]
+        title = " ".join(title.split())[: store.MAX_TITLE_CHARS]
         if not title:
             raise ServiceError("A title cannot be empty.")
         row = self.history.rename_conversation(owner.id, conversation_id, title)
@@ -172,10 +176,24 @@ class ChatService:
         return {k: row[k] for k in ("id", "title", "model", "updated_at")}
 
     def delete_conversation(self, owner: Owner, conversation_id: str) -> bool:
+        """Delete for good: the answer being written in it stops and is never saved."""
+        self.stop(owner, conversation_id)
         return self.history.delete_conversation(owner.id, conversation_id)
 
     def delete_all_conversations(self, owner: Owner) -> int:
-        return self.history.delete_all_conversations(owner.id)
+        """Delete every conversation for good, stop their answers, and tell the doors
+        (`when_all_deleted`) to drop what they keep of them (the page's export files)."""
+        for who, conversation_id in list(self._stops):
+            if who == owner.id:
+                self.stop(owner, conversation_id)
+        deleted = self.history.delete_all_conversations(owner.id)
+        for forget in self._all_deleted:
+            forget(owner)
+        return deleted
+
+    def when_all_deleted(self, forget: Callable[[Owner], None]) -> None:
+        """Call `forget(owner)` whenever someone deletes all their conversations."""
+        self._all_deleted.append(forget)
 
     # -- settings, export, import ---------------------------------------------------------
 
@@ -225,8 +243,9 @@ class ChatService:
         return portability.export_owner(self.history, owner.id, self.settings(owner))
 
     def import_data(self, owner: Owner, data: str) -> int:
+        """Add the conversations of an export; a document past `import_limits` is refused."""
         try:
-            document = portability.parse_export(data)
+            document = portability.parse_export(data, self.import_limits)
         except portability.PortabilityError as e:
             raise ServiceError(str(e)) from None
         return portability.import_into(self.history, owner.id, document)
@@ -277,15 +296,23 @@ class ChatService:
         complete, stopped or failed (with the reason).
         """
         text = self.check_message(message)
-        if conversation_id:
-            conv = self._load(owner, conversation_id)
+        if conversation_id:  # read and parsed in a worker thread: it may be large
+            conv = await asyncio.to_thread(self._load, owner, conversation_id)
         else:  # created with its first message, in _store_question
             conv = {"id": "", "model": self._model_for_new(model_id).id, "messages": []}
-        async for update in self._generate(owner, conv, text):
-            yield update
+        async with contextlib.aclosing(self._generate(owner, conv, text)) as updates:
+            async for update in updates:
+                yield update
 
     async def retry(self, owner: Owner, conversation_id: str) -> AsyncIterator[ChatUpdate]:
         """Write the last answer again (after a failure, or to get another one)."""
+        conv = await asyncio.to_thread(self._without_last_answer, owner, conversation_id)
+        async with contextlib.aclosing(self._generate(owner, conv, None)) as updates:
+            async for update in updates:
+                yield update
+
+    def _without_last_answer(self, owner: Owner, conversation_id: str) -> dict:
+        """The conversation, its last answers deleted (in a worker thread: files)."""
         conv = self._load(owner, conversation_id)
         messages = conv["messages"]
         while messages and messages[-1]["role"] == "assistant":
@@ -294,8 +321,7 @@ class ChatService:
             self.history.delete_message(owner.id, conversation_id, messages.pop()["id"])
         if not messages:
             raise ServiceError("There is no message to answer again in this conversation.")
-        async for update in self._generate(owner, conv, None):
-            yield update
+        return conv
 
     def _store_question(
         self, owner: Owner, conv: dict, cid: str, model: Model, text: str | None
@@ -344,10 +370,13 @@ class ChatService:
                 asyncio.to_thread(self._store_question, owner, conv, cid, model, text)
             )
             stored.add_done_callback(_log_store_failure)
-            async for update in self._answer(owner, cid, model, stream, head, stored, stop):
-                if update.done:  # free the conversation before the caller hears it ended
-                    self._free(key, stop)
-                yield update
+            # Closed with this generator, so that an answer cut short is saved before it ends.
+            answer = self._answer(owner, cid, model, stream, head, stored, stop)
+            async with contextlib.aclosing(answer) as updates:
+                async for update in updates:
+                    if update.done:  # free the conversation before the caller hears it ended
+                        self._free(key, stop)
+                    yield update
         finally:
             self._free(key, stop)
 
@@ -432,13 +461,16 @@ class ChatService:
         except ChatError as e:
             notice, failed = str(e), True
         except (asyncio.CancelledError, GeneratorExit):
-            # The page or client went away mid-answer: keep what was written.
+            # The page or client went away mid-answer: keep what was written, saved in a
+            # worker thread (shielded: a second cancel leaves the save to finish there).
             if question_stored():
-                save(
+                interrupted = asyncio.to_thread(
+                    save,
                     content="".join(parts),
                     incomplete=True,
                     notice="Interrupted: the page was closed before the answer ended.",
                 )
+                await asyncio.shield(interrupted)
             raise
         finally:
             await _close(head, stream)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +12,18 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SPACE_VOLUME = Path("/data")
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What one import (`/import`, the page's upload) may hold; past any of them the whole
+    document is refused with a message saying which. Each is a setting of `Settings`."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    conversations: int = 5_000
+    messages: int = 5_000  # in each conversation
+    message_chars: int = 16_000  # a person's message, as when sending it
+    answer_chars: int = 100_000  # a model's answer
 
 
 class Settings(BaseSettings):
@@ -20,7 +34,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     models: Path = Path(__file__).resolve().parent.parent / "models.yaml"
     secret: str = ""
-    max_message_chars: int = Field(16_000, ge=1)
+    max_message_chars: int = Field(ImportLimits.message_chars, ge=1)
+    # Imports: a larger document, or one holding more, is refused whole (see ImportLimits).
+    max_import_mb: float = Field(ImportLimits.max_bytes / 2**20, gt=0)
+    max_import_conversations: int = Field(ImportLimits.conversations, ge=1)
+    max_import_messages: int = Field(ImportLimits.messages, ge=1)
+    max_answer_chars: int = Field(ImportLimits.answer_chars, ge=1)
     # Seconds between two frames of a streamed answer: tokens arriving within one frame are
     # sent together, which keeps the text smooth and costs Gradio one SSE message per frame.
     stream_frame_seconds: float = Field(0.03, ge=0)
@@ -74,6 +93,16 @@ class Settings(BaseSettings):
         return self.on_space and not self.data_dir.resolve().is_relative_to(SPACE_VOLUME)
 
     @property
+    def import_limits(self) -> ImportLimits:
+        return ImportLimits(
+            max_bytes=int(self.max_import_mb * 2**20),
+            conversations=self.max_import_conversations,
+            messages=self.max_import_messages,
+            message_chars=self.max_message_chars,
+            answer_chars=self.max_answer_chars,
+        )
+
+    @property
     def on_space(self) -> bool:
         return bool(self.space_id)
 
@@ -100,8 +129,10 @@ class Settings(BaseSettings):
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         value = secrets.token_urlsafe(48)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(value)
-        tmp.chmod(0o600)
+        tmp = path.with_suffix(f".{secrets.token_hex(8)}.tmp")
+        # Created readable by its owner only: never, even for a moment, by anyone else.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
         tmp.replace(path)
         return value

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +14,35 @@ from pathlib import Path
 import gradio as gr
 
 from .doors import OwnerOf
+from .identity import Owner
 from .service import ChatService, ServiceError
 
 PRIVATE = {"api_visibility": "private"}
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+class ExportFiles:
+    """The export files handed to the page, one folder per person inside Gradio's cache:
+    Gradio serves them from there without a copy, `delete_cache` removes them after a while,
+    and "Delete all" removes them at once (no plaintext copy outlives the conversations)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _folder(self, owner: Owner) -> Path:
+        return self.root / hashlib.sha256(f"export:{owner.id}".encode()).hexdigest()[:40]
+
+    def write(self, owner: Owner, document: dict) -> Path:
+        folder = self._folder(owner) / uuid.uuid4().hex  # a new address for each export
+        folder.mkdir(mode=0o700, parents=True)
+        path = folder / f"parlor-export-{document['exported_at'][:10]}.json"
+        text = json.dumps(document, ensure_ascii=False, indent=1)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def forget(self, owner: Owner) -> None:
+        shutil.rmtree(self._folder(owner), ignore_errors=True)
 
 
 @dataclass
@@ -44,33 +71,26 @@ class DataPanel:
             service.update_settings(owner_of(request), {service.SHARE: on})
             gr.Info("Sharing with model authors is on." if on else "Sharing is off.")
 
-        exported = gr.State("")
+        files = ExportFiles(Path(self.export_file.GRADIO_CACHE) / "parlor-exports")
+        service.when_all_deleted(files.forget)
 
         def export(request: gr.Request):
-            document = service.export(owner_of(request))
-            folder = Path(tempfile.mkdtemp(prefix="parlor-export-"))
-            path = folder / f"parlor-export-{document['exported_at'][:10]}.json"
-            path.write_text(json.dumps(document, ensure_ascii=False, indent=1), "utf-8")
-            return {self.export_file: gr.File(value=str(path), visible=True), exported: str(folder)}
-
-        def forget_export(folder: str) -> None:
-            # Gradio has copied the file into its cache (emptied by `delete_cache`); the
-            # original would otherwise stay in the temporary directory for good.
-            if folder and Path(folder).name.startswith("parlor-export-"):
-                shutil.rmtree(folder, ignore_errors=True)
+            owner = owner_of(request)
+            path = files.write(owner, service.export(owner))
+            return gr.File(value=str(path), visible=True)
 
         def import_file(file: str | None, request: gr.Request):
             if not file:
                 return {}
-            path = Path(file)
-            if path.stat().st_size > MAX_IMPORT_BYTES:
-                gr.Warning("This file is too large to be a Parlor export (over 50 MB).")
-                return {}
+            # Gradio refuses an upload past the import size limit (its max_file_size)
+            # before storing it; the service checks the rest.
             try:
-                count = service.import_data(owner_of(request), path.read_text("utf-8"))
+                count = service.import_data(owner_of(request), Path(file).read_text("utf-8"))
             except (ServiceError, UnicodeDecodeError) as e:
                 gr.Warning(str(e) if isinstance(e, ServiceError) else "This is not a text file.")
                 return {}
+            finally:  # Gradio's copy of the upload: the conversations are stored now
+                Path(file).unlink(missing_ok=True)
             gr.Info(f"Imported {count} conversation{'s' if count != 1 else ''}.")
             return {**listing(request), self.upload: None}
 
@@ -83,9 +103,7 @@ class DataPanel:
                 self.confirm: gr.update(visible=False),
             }
 
-        self.export.click(export, outputs=[self.export_file, exported], **PRIVATE).then(
-            forget_export, inputs=exported, **PRIVATE
-        )
+        self.export.click(export, outputs=self.export_file, **PRIVATE)
         self.upload.upload(
             import_file, inputs=self.upload, outputs=[*view_outputs, self.upload], **PRIVATE
         )

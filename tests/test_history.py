@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from store_seams import CountingHistory, count_writes
 
-from chat.history import INDEX_BATCH, History, title_from
+from chat.history import INDEX_BATCH, MAX_TITLE_CHARS, History, title_from
 
 
 @pytest.fixture
@@ -241,3 +246,132 @@ def test_listings_kept_in_memory_are_bounded(store, monkeypatch):
         assert [c["id"] for c in store.list_conversations(owner)] == [ids[owner]]
     assert len(store._listings) == 3
     assert [c["id"] for c in store.list_conversations("person-0")] == [ids["person-0"]]
+
+
+# -- deleting wins ------------------------------------------------------------------------
+
+
+def _wait_for_waiter(store: History, path) -> None:
+    """Until a second thread waits for the lock of `path`, which this thread holds."""
+    deadline = time.monotonic() + 10
+    while store._locks._held.get(path, (None, [0]))[1][0] < 2:
+        assert time.monotonic() < deadline, "the writer never came to the file's lock"
+        time.sleep(0.001)
+
+
+def _save_held_at_the_lock(store: History, owner: str, cid: str, act) -> list:
+    """An answer's first save that reaches the file's lock just as `act()` (a delete, a
+    move) runs: the race of a periodic save with a delete, made certain."""
+    (path,) = (store.root).rglob(f"{cid}.json")
+    result = []
+    writer = threading.Thread(
+        target=lambda: result.append(
+            store.append_message(owner, cid, role="assistant", content="Answer kept apart")
+        )
+    )
+    with store._locks.hold(path):
+        writer.start()
+        _wait_for_waiter(store, path)
+        act()
+    writer.join()
+    return result
+
+
+def _on_disk(tmp_path) -> str:
+    return "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_a_save_landing_after_a_delete_never_brings_the_conversation_back(store, tmp_path):
+    conv = store.create_conversation("alice", model="m", first_message="Delete me")
+    done = _save_held_at_the_lock(
+        store, "alice", conv["id"], lambda: store.delete_conversation("alice", conv["id"])
+    )
+    assert done == [None], "the save is refused"
+    assert not list(tmp_path.rglob(f"{conv['id']}.json")), "deleted for good"
+    assert "Answer kept apart" not in _on_disk(tmp_path)
+    assert store.list_conversations("alice") == []
+
+
+def test_a_save_landing_after_sign_in_moved_the_conversation_is_refused(store, tmp_path):
+    conv = store.create_conversation("anon", model="m", first_message="Move me")
+    done = _save_held_at_the_lock(
+        store, "anon", conv["id"], lambda: store.move_owner("anon", "acct")
+    )
+    assert done == [None]
+    assert not store._owner_dir("anon").exists(), "nothing of the visitor's is written again"
+    assert "Answer kept apart" not in _on_disk(tmp_path)
+    moved = store.get_conversation("acct", conv["id"])
+    assert [m["content"] for m in moved["messages"]] == ["Move me"]
+
+
+# -- costs that must not grow with the square of the count ---------------------------------
+
+
+def test_deleting_all_rewrites_the_index_once(tmp_path, monkeypatch):
+    writes = count_writes(monkeypatch)
+    store = CountingHistory(tmp_path)
+    for n in range(3 * INDEX_BATCH):
+        store.create_conversation("alice", model="m", first_message=f"Question {n}")
+    writes.clear()
+    assert store.delete_all_conversations("alice") == 3 * INDEX_BATCH
+    assert writes["index.json"] == 1
+    assert store.list_conversations("alice") == []
+    assert not list(tmp_path.rglob("conversations/*.json"))
+
+
+def test_moving_an_owner_writes_the_index_once(tmp_path, monkeypatch):
+    writes = count_writes(monkeypatch)
+    store = CountingHistory(tmp_path)
+    made = {store.create_conversation("anon", model="m")["id"] for _ in range(3 * INDEX_BATCH)}
+    store.list_conversations("acct")
+    writes.clear()
+    reads = store.listing_reads
+    assert store.move_owner("anon", "acct") == len(made)
+    assert writes["index.json"] == 1
+    assert {c["id"] for c in store.list_conversations("acct")} == made
+    assert store.listing_reads - reads <= 2  # the visitor's, then the account's once
+
+
+# -- durability and titles -------------------------------------------------------------------
+
+
+def test_a_rename_into_place_is_followed_by_a_sync_of_its_folder(store, monkeypatch):
+    """Without it, a power cut after the rename can bring the previous version back."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            events.append(("sync folder", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", os.path.dirname(os.fspath(dst))))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    conv = store.create_conversation("alice", model="m")
+    events.clear()
+    store.append_message("alice", conv["id"], role="user", content="Keep me")  # and retitle
+    folder = str(store._owner_dir("alice"))
+    assert events == [
+        ("rename", f"{folder}/conversations"),
+        ("sync folder", f"{folder}/conversations"),
+        ("rename", folder),  # the index, for the new title
+        ("sync folder", folder),
+    ]
+
+
+def test_titles_are_capped():
+    long_words = " ".join(["x" * 2_000] * 8)
+    title = title_from(long_words)
+    assert len(title) == MAX_TITLE_CHARS and title.endswith("…")
+
+
+def test_stored_titles_are_capped(store):
+    conv = store.create_conversation("alice", model="m", first_message="y" * 16_000)
+    assert len(conv["title"]) == MAX_TITLE_CHARS
+    renamed = store.rename_conversation("alice", conv["id"], "z" * 5_000)
+    assert len(renamed["title"]) == MAX_TITLE_CHARS
+    assert [len(c["title"]) for c in store.list_conversations("alice")] == [MAX_TITLE_CHARS]

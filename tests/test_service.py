@@ -4,8 +4,11 @@ takes its next message."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections import defaultdict
 
+import pytest
 from scripted_server import ScriptedServer
 
 from chat.catalog import parse_catalog
@@ -15,12 +18,12 @@ from chat.identity import Owner
 from chat.service import ChatService
 
 
-def _service(srv: ScriptedServer, tmp_path, **options) -> ChatService:
+def _service(srv: ScriptedServer, tmp_path, history: History | None = None, **options):
     endpoint = {"type": "openai", "base_url": srv.base_url, "model": "m"}
     catalog = parse_catalog({"models": [{"id": "m", "name": "M", "endpoints": [endpoint]}]})
     return ChatService(
         catalog=catalog,
-        history=History(tmp_path),
+        history=history or History(tmp_path),
         endpoints=Endpoints(environ={}),
         max_message_chars=1000,
         **{"frame_seconds": 0, **options},
@@ -88,3 +91,157 @@ def test_many_answers_at_once_share_the_frames_and_still_stream(tmp_path):
         sent = sum(len(frames) for frames, _ in answers)
         # Each answer's first frame (before any token) is sent at once, then 50 a second.
         assert sent <= 10 + 50 * seconds + 10, (sent, seconds)
+
+
+# -- files stay off the event loop -----------------------------------------------------------
+
+ME = Owner(id="anon:" + "7" * 40, kind="anonymous")
+INTERRUPTED = "Interrupted: the page was closed before the answer ended."
+
+
+class WatchedHistory(History):
+    """Records the thread of each read and write of a conversation. While one is read, it
+    waits (up to 10 s) for the event loop to run: a read on the loop itself never sees it."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.threads: dict[str, list[threading.Thread]] = defaultdict(list)
+        self.reading, self.loop_ran = threading.Event(), threading.Event()
+        self.interrupted = threading.Event()
+
+    def get_conversation(self, owner, conversation_id):
+        self.threads["read"].append(threading.current_thread())
+        self.loop_ran.clear()
+        self.reading.set()
+        self.threads["loop ran during the read"].append(self.loop_ran.wait(10))
+        self.reading.clear()
+        return super().get_conversation(owner, conversation_id)
+
+    def delete_message(self, owner, conversation_id, message_id):
+        self.threads["delete"].append(threading.current_thread())
+        return super().delete_message(owner, conversation_id, message_id)
+
+    def append_message(self, owner, conversation_id, **fields):
+        self._saved(fields)
+        return super().append_message(owner, conversation_id, **fields)
+
+    def update_message(self, owner, conversation_id, message_id, **fields):
+        self._saved(fields)
+        return super().update_message(owner, conversation_id, message_id, **fields)
+
+    def _saved(self, fields: dict) -> None:
+        self.threads["save"].append(threading.current_thread())
+        if fields.get("notice") == INTERRUPTED:
+            self.interrupted.set()
+
+
+async def _heartbeat(history: WatchedHistory) -> None:
+    """The event loop's pulse: it tells a read in progress that the loop still runs."""
+    while True:
+        if history.reading.is_set():
+            history.loop_ran.set()
+        await asyncio.sleep(0.001)
+
+
+async def _with_heartbeat(history: WatchedHistory, work):
+    beat = asyncio.ensure_future(_heartbeat(history))
+    try:
+        return await work
+    finally:
+        beat.cancel()
+
+
+def _a_long_conversation(history: History) -> str:
+    """A conversation of 4 MB, as an import can make one."""
+    conv = history.create_conversation(ME.id, model="m", first_message="Hello")
+    for n in range(40):
+        history.append_message(ME.id, conv["id"], role="assistant", content=f"{n} " + "w" * 100_000)
+    return conv["id"]
+
+
+def _off_the_loop(threads: list[threading.Thread]) -> bool:
+    return bool(threads) and threading.main_thread() not in threads
+
+
+def test_sending_into_a_long_conversation_reads_it_off_the_event_loop(tmp_path):
+    """Every other answer streams on the same loop: reading and parsing a conversation of
+    megabytes there froze them all for as long."""
+    history = WatchedHistory(tmp_path)
+    cid = _a_long_conversation(history)
+    with ScriptedServer() as srv:
+        srv.script("tokens", tokens=["Fine", "."])
+        service = _service(srv, tmp_path, history)
+
+        async def send() -> str:
+            return [u async for u in service.send(ME, "And then?", cid)][-1].text
+
+        assert asyncio.run(_with_heartbeat(history, send())) == "Fine."
+    assert _off_the_loop(history.threads["read"]), history.threads
+    assert history.threads["loop ran during the read"] == [True]
+
+
+def test_retrying_reads_and_deletes_off_the_event_loop(tmp_path):
+    history = WatchedHistory(tmp_path)
+    cid = _a_long_conversation(history)
+    with ScriptedServer() as srv:
+        srv.script("tokens", tokens=["Again", "."])
+        service = _service(srv, tmp_path, history)
+
+        async def retry() -> str:
+            return [u async for u in service.retry(ME, cid)][-1].text
+
+        assert asyncio.run(_with_heartbeat(history, retry())) == "Again."
+    assert _off_the_loop(history.threads["read"]) and _off_the_loop(history.threads["delete"])
+    assert history.threads["loop ran during the read"] == [True]
+
+
+def test_an_answer_cut_short_by_a_closed_page_is_saved_off_the_event_loop(tmp_path):
+    history = WatchedHistory(tmp_path)
+    with ScriptedServer() as srv:
+        srv.script("tokens", tokens=[f" w{i}" for i in range(200)], delay=0.05)
+        service = _service(srv, tmp_path, history)
+
+        async def leave_mid_answer() -> str:
+            updates = service.send(ME, "Tell me a long story")
+            async for update in updates:
+                if update.stored and update.text:
+                    break
+            await updates.aclose()  # what Gradio does when the page goes away
+            assert await asyncio.to_thread(history.interrupted.wait, 10), "never saved"
+            return update.conversation_id
+
+        cid = asyncio.run(leave_mid_answer())
+    assert _off_the_loop(history.threads["save"]), history.threads["save"]
+    answer = history.get_conversation(ME.id, cid)["messages"][-1]
+    assert (answer["notice"], answer["incomplete"]) == (INTERRUPTED, True)
+
+
+# -- deleting stops the answer ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delete", ["one", "all"])
+def test_deleting_a_conversation_stops_its_answer_and_nothing_comes_back(tmp_path, delete):
+    """Delete wins: the answer being written stops at once and is never saved."""
+    history = History(tmp_path)
+    tokens = [f" w{i}" for i in range(200)]
+    with ScriptedServer() as srv:
+        srv.script("tokens", tokens=tokens, delay=0.02)
+        service = _service(srv, tmp_path, history)
+
+        async def delete_mid_answer():
+            deleted = []
+            async for update in service.send(ME, "Tell me a long story"):
+                if update.stored and update.text and not deleted:
+                    if delete == "one":
+                        deleted.append(service.delete_conversation(ME, update.conversation_id))
+                    else:
+                        deleted.append(service.delete_all_conversations(ME))
+            assert deleted == [True] if delete == "one" else [1]
+            return update
+
+        last = asyncio.run(delete_mid_answer())
+    assert last.done and last.notice == "Stopped." and last.text != "".join(tokens)
+    assert history.get_conversation(ME.id, last.conversation_id) is None
+    assert history.list_conversations(ME.id) == []
+    on_disk = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert "long story" not in on_disk and " w1" not in on_disk

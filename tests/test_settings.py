@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,20 @@ def test_a_space_without_a_volume_is_ephemeral(volume, monkeypatch, tmp_path):
 def test_not_a_space(volume):
     s = Settings()
     assert s.data_dir == Path("data") and not s.ephemeral_storage and not s.login_enabled
+
+
+def test_the_generated_secret_is_created_readable_by_its_owner_only(tmp_path, monkeypatch):
+    """Created 0600, not created world-readable then narrowed: a chmod after the write
+    leaves a moment when anyone on the machine can read the key that signs every cookie."""
+    monkeypatch.setattr(os, "chmod", lambda *args, **kwargs: None)  # no narrowing after
+    monkeypatch.setattr(Path, "chmod", lambda *args, **kwargs: None)
+    previous = os.umask(0o022)
+    try:
+        secret = Settings(data_dir=tmp_path / "data", secret="").signing_secret()
+    finally:
+        os.umask(previous)
+    key = tmp_path / "data" / "secret.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert key.read_text() == secret and len(secret) >= 64
+    assert Settings(data_dir=tmp_path / "data", secret="").signing_secret() == secret
+    assert [p.name for p in key.parent.iterdir()] == ["secret.key"], "no temporary file left"
