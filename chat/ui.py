@@ -61,6 +61,15 @@ def _answer_text(message: dict) -> str:
     return render_answer(message["content"], notice, failed=notice not in ("", "Stopped."))
 
 
+def _displayed(messages: list[dict]) -> list[dict]:
+    """The chat as sent to the page: a message just typed is shown as stored ones are (the
+    others come back from the page as it showed them)."""
+    return [
+        {**m, "content": render_answer(m["content"])} if isinstance(m["content"], str) else m
+        for m in messages
+    ]
+
+
 def _chat_messages(conversation: dict) -> list[dict]:
     return [
         {"role": m["role"], "content": _answer_text(m)}
@@ -333,7 +342,7 @@ def _wire_chat(
         a new conversation once it is on disk, the last turns the page back. `text` (the
         message sent, or "" for a retry) goes back to the box if it could not be stored."""
         moved = bool(cid) and await asyncio.to_thread(moves_up, cid, request)
-        head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
+        head = view.chatbot.postprocess(_displayed(shown)).model_dump()  # once per answer
         # Only what changes: Gradio builds a new component for every update. A conversation
         # that exists already has its model locked and its Retry and Delete shown.
         busy = {view.send: gr.update(visible=False), view.stop: gr.update(visible=True)}
