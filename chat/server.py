@@ -171,6 +171,7 @@ def create_app(
         SecurityMiddleware,
         frame_ancestors=settings.frame_ancestors,
         public_url=settings.public_url,
+        trusted_proxy=settings.trusted_proxy,
     )
     return app
 

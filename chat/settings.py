@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     feedback_url: str = ""  # a public discussion page for feedback, linked from /privacy
     # Sites allowed to embed Parlor in a frame (CSP frame-ancestors); "*" allows any site.
     frame_ancestors: str = "*"
+    # Parlor is reached only through a reverse proxy that sets X-Forwarded-Host itself: the
+    # cross-site check then takes it for the app's own address. Off, anyone could send it.
+    trusted_proxy: bool = False
     # Set by Hugging Face Spaces.
     space_id: str = Field("", validation_alias="SPACE_ID")
     space_host: str = Field("", validation_alias="SPACE_HOST")
