@@ -12,13 +12,15 @@
   app's own origin, so embedding keeps working; a foreign page posting on a visitor's behalf
   does not. Requests without `Origin` (the Python client, curl) carry no ambient browser
   cookie and pass. The app's own address is the request's `Host` and, on a Space, its
-  public address; `X-Forwarded-Host` counts only behind a proxy the deployer declares
-  (`PARLOR_TRUSTED_PROXY`): anyone else can send it, a foreign page included once Gradio's
-  CORS has allowed the header.
+  public addresses (`SPACE_HOST`: the hf.space one, and a custom domain's, where the page
+  runs even inside huggingface.co's frame). `X-Forwarded-Host` counts only behind a proxy
+  the deployer declares (`PARLOR_TRUSTED_PROXY`): anyone else can send it, a foreign page
+  too once Gradio's CORS has allowed the header in its preflight.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -42,7 +44,12 @@ def _netloc(url: str) -> str:
 
 class SecurityMiddleware:
     def __init__(
-        self, app, *, frame_ancestors: str, public_url: str = "", trusted_proxy: bool = False
+        self,
+        app,
+        *,
+        frame_ancestors: str,
+        public_urls: Sequence[str] = (),
+        trusted_proxy: bool = False,
     ) -> None:
         self.app = app
         sources = frame_ancestors.split()
@@ -54,8 +61,7 @@ class SecurityMiddleware:
         )
         # "*" lets any site frame the page, not post to it: only named sites are trusted.
         self.trusted = {_netloc(s) for s in sources if s not in ("*", "'self'", "'none'")}
-        if public_url:
-            self.trusted.add(_netloc(public_url))
+        self.trusted.update(_netloc(url) for url in public_urls)
         self.trusted_proxy = trusted_proxy
 
     def _same_site(self, origin: str, headers: dict[bytes, bytes]) -> bool:

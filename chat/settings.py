@@ -79,8 +79,13 @@ class Settings(BaseSettings):
     @property
     def public_url(self) -> str:
         """The app's public address when known (a Space's), else empty."""
-        host = self.space_host.split(",")[0].strip()
-        return f"https://{host}" if host else ""
+        return next(iter(self.public_urls), "")
+
+    @property
+    def public_urls(self) -> list[str]:
+        """Every public address of a Space: its hf.space one, then its custom domain's if it
+        has one (Spaces list both in SPACE_HOST; Gradio's oauth.py reads it so)."""
+        return [f"https://{h.strip()}" for h in self.space_host.split(",") if h.strip()]
 
     @property
     def feedback_link(self) -> str:

@@ -75,10 +75,11 @@ def test_a_forwarded_host_does_not_make_another_site_parlor():
     """Anyone can send X-Forwarded-Host (a foreign page too, once Gradio's CORS has allowed
     the header in its preflight): it says nothing unless a proxy of the deployer's sets it."""
     assert _client("*").post("/act", headers=EVIL).status_code == 403
-    space = _client("*", public_url="https://someone-parlor.hf.space")
+    space = _client("*", public_urls=["https://someone-parlor.hf.space", "https://chat.example"])
     assert space.post("/act", headers=EVIL).status_code == 403
-    own = {"origin": "https://someone-parlor.hf.space", "x-forwarded-host": "evil.example"}
-    assert space.post("/act", headers=own).status_code == 200  # a Space knows its address
+    for page in ("https://someone-parlor.hf.space", "https://chat.example"):  # custom domain
+        own = {"origin": page, "x-forwarded-host": "evil.example"}
+        assert space.post("/act", headers=own).status_code == 200  # a Space knows its address
 
 
 def test_behind_a_declared_proxy_the_forwarded_host_is_parlor():
