@@ -130,12 +130,12 @@ def render_answer(text: str, notice: str = "", *, failed: bool = False) -> str:
 _HINT = re.compile(r"!\[|<img", re.IGNORECASE)
 _OWN_BYTES = re.compile(r"\s*(data|blob):", re.IGNORECASE)
 # Code is shown as written: fenced blocks (an unclosed one runs to the end, as while an
-# answer streams) and inline code spans.
-_CODE = re.compile(
-    r"^ {0,3}(?P<fence>`{3,}|~{3,})[^\n]*(?:\n.*?^ {0,3}(?P=fence)[`~]*[ \t]*$|.*\Z)"
-    r"|(?P<ticks>`+)(?!`).*?(?<!`)(?P=ticks)(?!`)",
-    re.MULTILINE | re.DOTALL,
+# answer streams) and inline code spans (found without a regex: one that looks for each
+# run's closing run scanned the rest of the text per run, seconds for a hostile 16 kB).
+_FENCE = re.compile(
+    r"^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n.*?^ {0,3}\1[`~]*[ \t]*$|.*\Z)", re.MULTILINE | re.DOTALL
 )
+_TICKS = re.compile(r"`+")
 _LABEL = r"(?:\\.|[^\[\]\\]|\[(?:\\.|[^\[\]\\])*\])*"  # link text, one level of brackets
 _MD_IMAGE = re.compile(
     rf"(?<!\\)!\[(?P<alt>{_LABEL})\]"
@@ -153,11 +153,41 @@ def inert_images(text: str) -> str:
     if not _HINT.search(text):  # the common case, every frame of an answer: one scan
         return text
     out, start = [], 0
-    for code in _CODE.finditer(text):
-        out += [_inert(text[start : code.start()]), code.group()]
-        start = code.end()
+    for begin, end in _code(text):
+        out += [_inert(text[start:begin]), text[begin:end]]
+        start = end
     out.append(_inert(text[start:]))
     return "".join(out)
+
+
+def _code(text: str) -> list[tuple[int, int]]:
+    """Where code is in `text`, in order: fenced blocks, and inline spans between them."""
+    spans, start = [], 0
+    for block in _FENCE.finditer(text):
+        spans += _code_spans(text, start, block.start())
+        spans.append(block.span())
+        start = block.end()
+    return spans + _code_spans(text, start, len(text))
+
+
+def _code_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Inline code in text[start:end]: a run of backticks up to the next run as long (one
+    without such a run is plain text). Linear: each run's closer is found in one pass."""
+    runs = [m.span() for m in _TICKS.finditer(text, start, end)]
+    closer: list[int | None] = [None] * len(runs)
+    seen: dict[int, int] = {}
+    for i in range(len(runs) - 1, -1, -1):
+        length = runs[i][1] - runs[i][0]
+        closer[i], seen[length] = seen.get(length), i
+    spans, i = [], 0
+    while i < len(runs):
+        j = closer[i]
+        if j is None:
+            i += 1
+        else:
+            spans.append((runs[i][0], runs[j][1]))
+            i = j + 1
+    return spans
 
 
 def _inert(prose: str) -> str:
