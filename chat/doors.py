@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -112,8 +114,109 @@ def owner_resolver(
 
 
 def render_answer(text: str, notice: str = "", *, failed: bool = False) -> str:
-    """An answer as shown in the chat: the text, then why it is incomplete, if it is."""
+    """A message as shown in the chat (answers and the person's own): the text with its
+    remote images as links, then why it is incomplete, if it is."""
+    text = inert_images(text)
     if not notice:
         return text
     mark = "⚠️" if failed else "■"
     return f"{text}\n\n*{mark} {notice}*" if text else f"*{mark} {notice}*"
+
+
+# A model steered by a prompt injection can write an image whose address carries the
+# conversation: the browser would fetch it as soon as it is shown. Only images that carry
+# their own bytes stay images; any other becomes a link, followed only if clicked. (The
+# Content-Security-Policy, chat/security.py, blocks whatever markup this does not catch.)
+_HINT = re.compile(r"!\[|<img", re.IGNORECASE)
+_OWN_BYTES = re.compile(r"\s*(data|blob):", re.IGNORECASE)
+# Code is shown as written: fenced blocks (an unclosed one runs to the end, as while an
+# answer streams) and inline code spans (found without a regex: one that looks for each
+# run's closing run scanned the rest of the text per run, seconds for a hostile 16 kB).
+_FENCE = re.compile(
+    r"^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n.*?^ {0,3}\1[`~]*[ \t]*$|.*\Z)", re.MULTILINE | re.DOTALL
+)
+_TICKS = re.compile(r"`+")
+_LABEL = r"(?:\\.|[^\[\]\\]|\[(?:\\.|[^\[\]\\])*\])*"  # link text, one level of brackets
+_MD_IMAGE = re.compile(
+    rf"(?<!\\)!\[(?P<alt>{_LABEL})\]"
+    r"(?:\(\s*(?P<url><[^>\n]*>|(?:[^\s()\\]|\\.|\([^\s()]*\))*)"
+    r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^()]*\)))?\s*\)"  # an optional title
+    r"|\[(?P<ref>[^\]]*)\]|)"  # or a reference: [ref], [], or nothing (shortcut)
+)
+_HTML_IMAGE = re.compile(r"<img\b(?P<attrs>(?:[^>\"']|\"[^\"]*\"|'[^']*')*)>?", re.IGNORECASE)
+_ATTR = re.compile(r"([^\s=/>\"']+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+))?")
+
+
+def inert_images(text: str) -> str:
+    """`text` (Markdown with HTML) with every image that would be fetched from elsewhere
+    made a link to it; code is left as written."""
+    if not _HINT.search(text):  # the common case, every frame of an answer: one scan
+        return text
+    out, start = [], 0
+    for begin, end in _code(text):
+        out += [_inert(text[start:begin]), text[begin:end]]
+        start = end
+    out.append(_inert(text[start:]))
+    return "".join(out)
+
+
+def _code(text: str) -> list[tuple[int, int]]:
+    """Where code is in `text`, in order: fenced blocks, and inline spans between them."""
+    spans, start = [], 0
+    for block in _FENCE.finditer(text):
+        spans += _code_spans(text, start, block.start())
+        spans.append(block.span())
+        start = block.end()
+    return spans + _code_spans(text, start, len(text))
+
+
+def _code_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Inline code in text[start:end]: a run of backticks up to the next run as long (one
+    without such a run is plain text). Linear: each run's closer is found in one pass."""
+    runs = [m.span() for m in _TICKS.finditer(text, start, end)]
+    closer: list[int | None] = [None] * len(runs)
+    seen: dict[int, int] = {}
+    for i in range(len(runs) - 1, -1, -1):
+        length = runs[i][1] - runs[i][0]
+        closer[i], seen[length] = seen.get(length), i
+    spans, i = [], 0
+    while i < len(runs):
+        j = closer[i]
+        if j is None:
+            i += 1
+        else:
+            spans.append((runs[i][0], runs[j][1]))
+            i = j + 1
+    return spans
+
+
+def _inert(prose: str) -> str:
+    return _HTML_IMAGE.sub(_html_link, _MD_IMAGE.sub(_markdown_link, prose))
+
+
+def _markdown_link(m: re.Match) -> str:
+    alt, url = m.group("alt"), m.group("url")
+    if url is None:  # a reference image: the same reference as a link
+        ref = m.group("ref")
+        return f"[{ref}][{ref}]" if ref and not alt else m.group()[1:]
+    if _OWN_BYTES.match(url.strip("<>")):
+        return m.group()
+    return f"[{alt or _escape_markdown(url.strip('<>'))}]({url})"
+
+
+def _html_link(m: re.Match) -> str:
+    attrs = {
+        name.lower(): html.unescape(value.strip("\"'")) if value else ""
+        for name, value in _ATTR.findall(m.group("attrs"))
+    }
+    srcset = [c.split()[0] for c in attrs.get("srcset", "").split(",") if c.split()]
+    remote = [u for u in (attrs.get("src", ""), *srcset) if u and not _OWN_BYTES.match(u)]
+    if attrs.get("src") and not remote:
+        return m.group()
+    url = next(iter(remote), "")
+    label = html.escape(attrs.get("alt") or url)
+    return f'<a href="{html.escape(url)}">{label}</a>' if url else label
+
+
+def _escape_markdown(url: str) -> str:
+    return re.sub(r"([\\\[\]*_`<>])", r"\\\1", url)

@@ -174,7 +174,8 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware,
         frame_ancestors=settings.frame_ancestors,
-        public_url=settings.public_url,
+        public_urls=settings.public_urls,
+        trusted_proxy=settings.trusted_proxy,
     )
     return app
 

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     feedback_url: str = ""  # a public discussion page for feedback, linked from /privacy
     # Sites allowed to embed Parlor in a frame (CSP frame-ancestors); "*" allows any site.
     frame_ancestors: str = "*"
+    # Parlor is reached only through a reverse proxy that sets X-Forwarded-Host itself: the
+    # cross-site check then takes it for the app's own address. Off, anyone could send it.
+    trusted_proxy: bool = False
     # Set by Hugging Face Spaces.
     space_id: str = Field("", validation_alias="SPACE_ID")
     space_host: str = Field("", validation_alias="SPACE_HOST")
@@ -109,8 +112,13 @@ class Settings(BaseSettings):
     @property
     def public_url(self) -> str:
         """The app's public address when known (a Space's), else empty."""
-        host = self.space_host.split(",")[0].strip()
-        return f"https://{host}" if host else ""
+        return next(iter(self.public_urls), "")
+
+    @property
+    def public_urls(self) -> list[str]:
+        """Every public address of a Space: its hf.space one, then its custom domain's if it
+        has one (Spaces list both in SPACE_HOST; Gradio's oauth.py reads it so)."""
+        return [f"https://{h.strip()}" for h in self.space_host.split(",") if h.strip()]
 
     @property
     def feedback_link(self) -> str:

@@ -61,6 +61,15 @@ def _answer_text(message: dict) -> str:
     return render_answer(message["content"], notice, failed=notice not in ("", "Stopped."))
 
 
+def _displayed(messages: list[dict]) -> list[dict]:
+    """The chat as sent to the page: a message just typed is shown as stored ones are (the
+    others come back from the page as it showed them)."""
+    return [
+        {**m, "content": render_answer(m["content"])} if isinstance(m["content"], str) else m
+        for m in messages
+    ]
+
+
 def _chat_messages(conversation: dict) -> list[dict]:
     return [
         {"role": m["role"], "content": _answer_text(m)}
@@ -332,9 +341,17 @@ def _wire_chat(
     ) -> AsyncIterator[list | dict]:
         """The frames of one answer: the page turns busy with the first, the sidebar lists
         a new conversation once it is on disk, the last turns the page back. `text` (the
-        message sent, or "" for a retry) goes back to the box if it could not be stored."""
+        message sent, or "" for a retry) goes back to the box if it could not be stored.
+
+        The last frame lists a new conversation again. Gradio's client makes each frame's
+        values by editing the previous frame's in place as it arrives, and the page shows
+        the frames later, one after the other (`@gradio/client`, `apply_diff_stream`): a
+        frame that arrives before the page has shown the one listing the conversation
+        edits that listing away (a quick answer ends a fraction of a millisecond after it
+        is stored). Nothing follows the last frame. When the stored frame is the answer's
+        end, only the last frame lists it."""
         moved = bool(cid) and await asyncio.to_thread(moves_up, cid, request)
-        head = view.chatbot.postprocess(shown).model_dump()  # once, not on every frame
+        head = view.chatbot.postprocess(_displayed(shown)).model_dump()  # once per answer
         # Only what changes: Gradio builds a new component for every update. A conversation
         # that exists already has its model locked and its Retry and Delete shown.
         busy = {view.send: gr.update(visible=False), view.stop: gr.update(visible=True)}
@@ -354,7 +371,7 @@ def _wire_chat(
                 if u.stored and not stored:
                     stored, current = True, u.conversation_id
                     frame[view.conversation_id] = current
-                    if not cid:  # a new conversation enters the sidebar under its title
+                    if not cid and not u.done:  # it enters the sidebar under its title
                         frame |= await listing(request, current)
                 yield frame
         except ServiceError as e:
@@ -369,7 +386,7 @@ def _wire_chat(
             last[view.model] = gr.update(interactive=True)
         if cleared and text and not stored:
             last[view.message] = text  # a failed send gives the message back
-        if stored and moved:  # the answered conversation is now the newest
+        if stored and (moved or not cid):  # the answered conversation is now the newest
             last |= await listing(request, current)
         yield last
 

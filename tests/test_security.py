@@ -13,21 +13,36 @@ from starlette.testclient import TestClient
 from chat.security import SecurityMiddleware
 
 
-def _client(frame_ancestors: str) -> TestClient:
+def _client(frame_ancestors: str, **options) -> TestClient:
     async def ok(request):
         return PlainTextResponse("done")
 
     app = Starlette(routes=[Route("/act", ok, methods=["GET", "POST"])])
     return TestClient(
-        SecurityMiddleware(app, frame_ancestors=frame_ancestors), base_url="http://parlor.test"
+        SecurityMiddleware(app, frame_ancestors=frame_ancestors, **options),
+        base_url="http://parlor.test",
     )
 
 
+def _policy(response) -> dict[str, str]:
+    directives = response.headers["content-security-policy"].split(";")
+    return dict(d.strip().partition(" ")[::2] for d in directives)
+
+
 def test_frame_ancestors_header():
-    assert _client("*").get("/act").headers["content-security-policy"] == "frame-ancestors *"
+    assert _policy(_client("*").get("/act"))["frame-ancestors"] == "*"
     named = _client("'self' https://blog.example").get("/act")
-    assert named.headers["content-security-policy"] == "frame-ancestors 'self' https://blog.example"
+    assert _policy(named)["frame-ancestors"] == "'self' https://blog.example"
     assert named.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_page_loads_images_and_media_only_from_parlor():
+    policy = _policy(_client("*").get("/act"))
+    assert policy["img-src"] == "'self' data: blob:"
+    assert policy["media-src"] == "'self' data: blob:"
+    assert policy["font-src"] == "'self' data:"
+    assert policy["style-src"] == "'self' 'unsafe-inline'"
+    assert policy["object-src"] == "'none'"
 
 
 @pytest.mark.parametrize(
@@ -53,13 +68,35 @@ def test_any_site_may_frame_but_not_post_by_default():
     assert client.post("/act", headers={"origin": "https://evil.example"}).status_code == 403
 
 
+EVIL = {"origin": "https://evil.example", "x-forwarded-host": "evil.example"}
+
+
+def test_a_forwarded_host_does_not_make_another_site_parlor():
+    """Anyone can send X-Forwarded-Host (a foreign page too, once Gradio's CORS has allowed
+    the header in its preflight): it says nothing unless a proxy of the deployer's sets it."""
+    assert _client("*").post("/act", headers=EVIL).status_code == 403
+    space = _client("*", public_urls=["https://someone-parlor.hf.space", "https://chat.example"])
+    assert space.post("/act", headers=EVIL).status_code == 403
+    for page in ("https://someone-parlor.hf.space", "https://chat.example"):  # custom domain
+        own = {"origin": page, "x-forwarded-host": "evil.example"}
+        assert space.post("/act", headers=own).status_code == 200  # a Space knows its address
+
+
+def test_behind_a_declared_proxy_the_forwarded_host_is_parlor():
+    proxied = _client("*", trusted_proxy=True)
+    public = {"origin": "https://chat.example.org", "x-forwarded-host": "chat.example.org"}
+    assert proxied.post("/act", headers=public).status_code == 200
+    assert proxied.post("/act", headers=EVIL).status_code == 200  # the proxy said so
+    # A proxy that appends to a client's value: the proxy's own is the last one.
+    appended = {**EVIL, "x-forwarded-host": "evil.example, chat.example.org"}
+    assert proxied.post("/act", headers=appended).status_code == 403
+
+
 def test_the_running_app_applies_them(tmp_path):
     running = RunningApp(
         tmp_path / "data", env={"PARLOR_FRAME_ANCESTORS": "http://localhost:9999"}
     ).wait_ready()
     try:
-        page = httpx.get(running.url)
-        assert page.headers["content-security-policy"] == "frame-ancestors http://localhost:9999"
         join = running.url + "gradio_api/queue/join"
         forged = httpx.post(join, json={}, headers={"origin": "https://evil.example"})
         assert forged.status_code == 403 and "Cross-site request refused" in forged.text
@@ -67,5 +104,14 @@ def test_the_running_app_applies_them(tmp_path):
         assert own.status_code != 403
         framed = httpx.post(join, json={}, headers={"origin": "http://localhost:9999"})
         assert framed.status_code != 403
+        # A page on evil.example reading this visitor's export, X-Forwarded-Host forged.
+        export = running.url + "gradio_api/call/export"
+        stolen = httpx.post(export, json={"data": []}, headers=EVIL)
+        assert stolen.status_code == 403 and "access-control-allow-origin" not in stolen.headers
+        mine = httpx.post(export, json={"data": []}, headers={"origin": running.url.rstrip("/")})
+        assert mine.status_code == 200 and mine.json()["event_id"]
+        page = httpx.get(running.url)
+        assert _policy(page)["frame-ancestors"] == "http://localhost:9999"
+        assert _policy(page)["img-src"] == "'self' data: blob:"
     finally:
         running.stop()
