@@ -346,7 +346,7 @@ def bench_models_yaml(
     for model, name in (served or {BENCH_MODEL: SERVED_NAME}).items():
         lines += [
             f"  - id: {model}",
-            f"    name: Bench model {model} (scripted)",
+            f"    name: Bench model{'' if model == BENCH_MODEL else ' ' + model} (scripted)",
             "    system_prompt: You are a helpful assistant.",
             f"    parameters: {{max_tokens: {max_tokens}}}",
             "    endpoints:",
