@@ -238,9 +238,8 @@ async def measure(base: str, action: Callable[[], Awaitable[str]]) -> Sample:
         now = time.perf_counter()
         if b.done():
             detail += "; B's answer ended before the action did"
-        sample = Sample(frames.gap(started, ended, now), frames.delay(started, now), 0, detail)
-    sample.seconds = ended - started
-    return sample
+        gap, delay = frames.gap(started, ended, now), frames.delay(started, now)
+    return Sample(gap, delay, ended - started, detail)
 
 
 def said(s: Stream) -> str:
