@@ -1,6 +1,6 @@
 """Run every benchmark, one process each, and write bench/RESULTS.md.
 
-python -m bench.all            # all of them (about 10 minutes)
+python -m bench.all            # all of them (about 15 minutes)
 python -m bench.all store ttft # some of them, in that order
 """
 
@@ -13,7 +13,16 @@ import time
 
 from bench.common import OUT, ROOT, Figure, fmt, machine
 
-BENCHES = ["store", "sidebar", "startup", "local_model", "cpu_per_token", "ttft", "concurrency"]
+BENCHES = [
+    "store",
+    "sidebar",
+    "startup",
+    "local_model",
+    "cpu_per_token",
+    "ttft",
+    "concurrency",
+    "stalls",
+]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 
 

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.util
 import inspect
 import json
 import os
@@ -149,18 +150,28 @@ class Report:
         path.write_text(json.dumps(data, indent=2))
 
 
-def cli(description: str) -> argparse.Namespace:
+def cli(description: str, *, app_dir: bool = False) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    if app_dir:
+        parser.add_argument(
+            "--app-dir",
+            type=Path,
+            default=ROOT,
+            help="run the app of this checkout (its app.py and tests/apprunner.py)",
+        )
     return parser.parse_args()
 
 
-def bench_main(doc: str, name: str, title: str, run: Callable[[Report], Any]) -> None:
+def bench_main(
+    doc: str, name: str, title: str, run: Callable[..., Any], *, app_dir: bool = False
+) -> None:
     """The command line of one benchmark: run it (a coroutine is run to its end), print its
-    figures as they come, and with `--json FILE` also save them."""
-    args = cli(doc.splitlines()[0])
+    figures as they come, and with `--json FILE` also save them. With `app_dir`, it also
+    takes `--app-dir DIR` and `run` gets that checkout's root after the report."""
+    args = cli(doc.splitlines()[0], app_dir=app_dir)
     report = Report(name, title)
-    outcome = run(report)
+    outcome = run(report, args.app_dir.resolve()) if app_dir else run(report)
     if inspect.isawaitable(outcome):
         asyncio.run(outcome)
     report.save(args.json)
@@ -325,17 +336,23 @@ def last_token(n: int) -> str:
     return f' w{n - 1}"'
 
 
-def bench_models_yaml(path: Path, base_url: str, *, max_tokens: int = 1024) -> Path:
-    """A catalog whose one model is an `openai` endpoint on the scripted server."""
-    path.write_text(
-        "models:\n"
-        f"  - id: {BENCH_MODEL}\n"
-        "    name: Bench model (scripted)\n"
-        "    system_prompt: You are a helpful assistant.\n"
-        f"    parameters: {{max_tokens: {max_tokens}}}\n"
-        "    endpoints:\n"
-        f"      - {{type: openai, base_url: '{base_url}', model: {SERVED_NAME}}}\n"
-    )
+def bench_models_yaml(
+    path: Path, base_url: str, *, max_tokens: int = 1024, served: dict[str, str] | None = None
+) -> Path:
+    """A catalog of `openai` endpoints on the scripted server: `served` maps each model's id
+    to the name it is served under (by default, one model, BENCH_MODEL; the first is the
+    default model)."""
+    lines = ["models:"]
+    for model, name in (served or {BENCH_MODEL: SERVED_NAME}).items():
+        lines += [
+            f"  - id: {model}",
+            f"    name: Bench model{'' if model == BENCH_MODEL else ' ' + model} (scripted)",
+            "    system_prompt: You are a helpful assistant.",
+            f"    parameters: {{max_tokens: {max_tokens}}}",
+            "    endpoints:",
+            f"      - {{type: openai, base_url: '{base_url}', model: {name}}}",
+        ]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -408,13 +425,39 @@ def stop_process(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def app_runner(app_dir: Path = ROOT) -> type[RunningApp]:
+    """The `RunningApp` of the checkout at `app_dir`: it launches that checkout's app.py, so
+    that one benchmark measures an older (or newer) version of Parlor as well."""
+    if app_dir.resolve() == ROOT:
+        return RunningApp
+    path = app_dir / "tests" / "apprunner.py"
+    spec = importlib.util.spec_from_file_location(f"apprunner_{abs(hash(app_dir))}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"{path}: no app runner there")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RunningApp
+
+
 def launch_parlor(
-    workdir: Path, base_url: str, *, env: dict[str, str] | None = None, max_tokens: int = 1024
+    workdir: Path,
+    base_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    max_tokens: int = 1024,
+    served: dict[str, str] | None = None,
+    app_dir: Path = ROOT,
 ) -> RunningApp:
-    """Parlor (`python app.py`) with the bench catalog; returned once /healthz answers."""
-    models = bench_models_yaml(workdir / "models-bench.yaml", base_url, max_tokens=max_tokens)
+    """Parlor (`python app.py` of the checkout at `app_dir`) with the bench catalog (see
+    `bench_models_yaml`); returned once /healthz answers."""
+    models = bench_models_yaml(
+        workdir / f"models-bench-{secrets.token_hex(4)}.yaml",
+        base_url,
+        max_tokens=max_tokens,
+        served=served,
+    )
     data = workdir / f"data-{secrets.token_hex(4)}"
-    return RunningApp(data, models=models, env=env).wait_ready()
+    return app_runner(app_dir)(data, models=models, env=env).wait_ready()
 
 
 @contextlib.contextmanager
@@ -479,9 +522,16 @@ def http_client(**kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, limits=limits, verify=_TLS, **kwargs)
 
 
-async def read_events(resp: httpx.Response, s: Stream, *, marker: str, last: str | None) -> None:
+async def read_events(
+    resp: httpx.Response,
+    s: Stream,
+    *,
+    marker: str,
+    last: str | None,
+    on_frame: Callable[[str], None] | None = None,
+) -> None:
     """Time a stream of `generating` events that ends in `complete` or `error` (the Gradio
-    API path's, and `/api/chat`'s), into `s`."""
+    API path's, and `/api/chat`'s), into `s`; `on_frame` gets each `generating` data line."""
     event = ""
     async for line in resp.aiter_lines():
         if line.startswith("event: "):
@@ -493,6 +543,8 @@ async def read_events(resp: httpx.Response, s: Stream, *, marker: str, last: str
                 s.first = time.perf_counter()
             if event == "generating":
                 s.messages += 1
+                if on_frame is not None:
+                    on_frame(line)
             elif event == "complete":
                 s.end = time.perf_counter()
                 s.ok = True
@@ -817,13 +869,15 @@ async def call_http(
     *,
     marker: str = FIRST_TOKEN,
     last: str | None = None,
+    on_frame: Callable[[str], None] | None = None,
 ) -> Stream:
-    """One chat over Parlor's plain HTTP door, `POST /api/chat` (Server-Sent Events)."""
+    """One chat over Parlor's plain HTTP door, `POST /api/chat` (Server-Sent Events);
+    `on_frame` gets the data line of each frame as it comes."""
     s = Stream(start=time.perf_counter())
     async with client.stream("POST", f"{base}api/chat", json=body) as resp:
         if resp.status_code != 200:
             s.end = time.perf_counter()
             s.error = f"HTTP {resp.status_code}: {(await resp.aread())[:200]!r}"
             return s
-        await read_events(resp, s, marker=marker, last=last)
+        await read_events(resp, s, marker=marker, last=last, on_frame=on_frame)
     return s
