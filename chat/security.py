@@ -99,3 +99,43 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuses a request body past `limit` bytes before the app reads it (413).
+
+    Gradio reads a whole JSON body into memory before any handler can look at its size:
+    an `/import` document of a gigabyte would be parsed before the import limit refused it.
+    A body that declares no length is cut off where it passes the limit."""
+
+    def __init__(self, app, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.message = (
+            f"This request is too large: a request may carry up to {limit / 2**20:,.0f} MB."
+        ).encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
+            await send({"type": "http.response.body", "body": self.message})
+            return
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if seen > self.limit else message
+
+        await self.app(scope, counted, send)

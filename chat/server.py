@@ -24,7 +24,7 @@ from .history import History
 from .http_api import add_http_api
 from .identity import COOKIE_STATE, CookiePolicy, CookieSigner, SessionCookieMiddleware
 from .local_model import LocalModel
-from .security import SecurityMiddleware
+from .security import BodyLimit, SecurityMiddleware
 from .service import ChatService
 from .settings import Settings
 from .ui import CSS, build_ui
@@ -171,6 +171,9 @@ def create_app(
     )
     if settings.login_enabled:
         app.add_middleware(DeclinedSignIn)
+    # Room for the largest import, each character escaped in the request's JSON (an emoji as
+    # two \uXXXX); an upload is held to the import limit itself by Gradio (max_file_size).
+    app.add_middleware(BodyLimit, limit=3 * settings.import_limits.max_bytes + 2**20)
     app.add_middleware(
         SecurityMiddleware,
         frame_ancestors=settings.frame_ancestors,

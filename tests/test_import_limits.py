@@ -175,3 +175,23 @@ def test_an_upload_past_the_size_limit_is_refused_before_it_is_stored(limited):
     assert big.status_code == 413, big.text
     small = httpx.post(upload, files={"files": ("small.json", WITHIN.encode())}, timeout=30)
     assert small.status_code == 200, small.text
+
+
+def test_a_request_body_far_past_the_import_limit_is_refused_unread(limited):
+    """`/import` through Gradio's own API: a body far larger than any import could be is
+    refused (413, saying why) before Gradio reads it into memory, whether it declares its
+    length or streams without one; the app goes on serving."""
+    call = f"{limited.url}gradio_api/call/import"
+    huge = json.dumps({"data": [document(padding="x" * 2_000_000)]}).encode()
+    declared = httpx.post(call, content=huge, headers={"content-type": "application/json"})
+    assert declared.status_code == 413, declared.text
+    assert "too large" in declared.text
+
+    def chunks():
+        for start in range(0, len(huge), 65_536):
+            yield huge[start : start + 65_536]
+
+    streamed = httpx.post(call, content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code != 200, streamed.text
+    client = Client(limited.url, verbose=False)
+    assert client.predict(WITHIN, api_name="/import") == {"imported": 3}
