@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     oauth_client_id: str = Field("", validation_alias="OAUTH_CLIENT_ID")
     openid_provider_url: str = Field("", validation_alias="OPENID_PROVIDER_URL")
     token_cache_seconds: float = Field(300, ge=0)
+    # How long a page whose browser keeps no cookie (a frame where third-party cookies are
+    # blocked) stays the same person: the page's token, and with it its conversation, ends.
+    page_token_hours: float = Field(24, gt=0)
 
     @property
     def login_enabled(self) -> bool:

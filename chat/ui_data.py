@@ -33,21 +33,24 @@ class DataPanel:
     def wire(
         self,
         owner_of: OwnerOf,
+        page: gr.Textbox,
         listing: Callable[[gr.Request], dict],
         reset: Callable[[], dict],
         view_outputs: list,
     ) -> None:
-        """Connect the panel; `reset` empties the chat view made of `view_outputs`."""
+        """Connect the panel; `reset` empties the chat view made of `view_outputs`. Each
+        event sends the page's token (`page`, see chat/doors.py) and resolves its owner with
+        it first: `listing(request)` then lists that owner's conversations."""
         service = self.service
 
-        def set_sharing(on: bool, request: gr.Request) -> None:
-            service.update_settings(owner_of(request), {service.SHARE: on})
+        def set_sharing(on: bool, token: str, request: gr.Request) -> None:
+            service.update_settings(owner_of(request, page=token), {service.SHARE: on})
             gr.Info("Sharing with model authors is on." if on else "Sharing is off.")
 
         exported = gr.State("")
 
-        def export(request: gr.Request):
-            document = service.export(owner_of(request))
+        def export(token: str, request: gr.Request):
+            document = service.export(owner_of(request, page=token))
             folder = Path(tempfile.mkdtemp(prefix="parlor-export-"))
             path = folder / f"parlor-export-{document['exported_at'][:10]}.json"
             path.write_text(json.dumps(document, ensure_ascii=False, indent=1), "utf-8")
@@ -59,7 +62,8 @@ class DataPanel:
             if folder and Path(folder).name.startswith("parlor-export-"):
                 shutil.rmtree(folder, ignore_errors=True)
 
-        def import_file(file: str | None, request: gr.Request):
+        def import_file(file: str | None, token: str, request: gr.Request):
+            owner = owner_of(request, page=token)
             if not file:
                 return {}
             path = Path(file)
@@ -67,15 +71,15 @@ class DataPanel:
                 gr.Warning("This file is too large to be a Parlor export (over 50 MB).")
                 return {}
             try:
-                count = service.import_data(owner_of(request), path.read_text("utf-8"))
+                count = service.import_data(owner, path.read_text("utf-8"))
             except (ServiceError, UnicodeDecodeError) as e:
                 gr.Warning(str(e) if isinstance(e, ServiceError) else "This is not a text file.")
                 return {}
             gr.Info(f"Imported {count} conversation{'s' if count != 1 else ''}.")
             return {**listing(request), self.upload: None}
 
-        def delete_everything(request: gr.Request):
-            count = service.delete_all_conversations(owner_of(request))
+        def delete_everything(token: str, request: gr.Request):
+            count = service.delete_all_conversations(owner_of(request, page=token))
             gr.Info(f"Deleted {count} conversation{'s' if count != 1 else ''}.")
             return {
                 **reset(),
@@ -83,17 +87,22 @@ class DataPanel:
                 self.confirm: gr.update(visible=False),
             }
 
-        self.export.click(export, outputs=[self.export_file, exported], **PRIVATE).then(
-            forget_export, inputs=exported, **PRIVATE
-        )
+        self.export.click(
+            export, inputs=page, outputs=[self.export_file, exported], **PRIVATE
+        ).then(forget_export, inputs=exported, **PRIVATE)
         self.upload.upload(
-            import_file, inputs=self.upload, outputs=[*view_outputs, self.upload], **PRIVATE
+            import_file,
+            inputs=[self.upload, page],
+            outputs=[*view_outputs, self.upload],
+            **PRIVATE,
         )
         self.delete_all.click(lambda: gr.update(visible=True), outputs=self.confirm, **PRIVATE)
         self.confirm_no.click(lambda: gr.update(visible=False), outputs=self.confirm, **PRIVATE)
-        self.confirm_yes.click(delete_everything, outputs=[*view_outputs, self.confirm], **PRIVATE)
+        self.confirm_yes.click(
+            delete_everything, inputs=page, outputs=[*view_outputs, self.confirm], **PRIVATE
+        )
         if service.data_sharing:
-            self.share.input(set_sharing, inputs=self.share, **PRIVATE)
+            self.share.input(set_sharing, inputs=[self.share, page], **PRIVATE)
 
 
 def build_data_panel(service: ChatService) -> DataPanel:

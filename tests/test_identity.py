@@ -10,9 +10,11 @@ from starlette.testclient import TestClient
 
 from chat.identity import (
     COOKIE_NAME,
+    SECURE_COOKIE_NAME,
     CookiePolicy,
     CookieSigner,
     IdentityError,
+    PageSigner,
     SessionCookieMiddleware,
     owner_from_cookies,
 )
@@ -55,12 +57,12 @@ def test_owner_from_cookie():
         owner_from_cookies({COOKIE_NAME: "forged"}, signer)
 
 
-def _app(signer: CookieSigner) -> TestClient:
+def _app(signer: CookieSigner, policy: CookiePolicy | None = None) -> TestClient:
     async def whoami(request):
         return PlainTextResponse(owner_from_cookies(request.cookies, signer).id)
 
     app = SessionCookieMiddleware(
-        Starlette(routes=[Route("/", whoami)]), signer=signer, policy=CookiePolicy()
+        Starlette(routes=[Route("/", whoami)]), signer=signer, policy=policy or CookiePolicy()
     )
     return TestClient(app, base_url="http://127.0.0.1")
 
@@ -92,3 +94,54 @@ def test_https_cookie_works_in_iframes():
     plain = policy.header("v", https=False)
     assert "SameSite=Lax" in plain and "Secure" not in plain
     assert "Secure" in CookiePolicy(secure="always").header("v", https=False)
+
+
+def test_another_apps_cookie_that_is_not_rfc_2109_hides_nothing():
+    """Another app on the same host may set `c={"a":1}`: browsers send it as it is, and
+    `http.cookies.SimpleCookie` stopped at it, so the session cookie after it was "missing"
+    and the visitor got a new id whose cookie replaced theirs (their history, gone)."""
+    signer = CookieSigner(SECRET)
+    mine = signer.sign("d" * 40)
+    client = _app(signer)
+    for header in (f'c={{"a":1}}; {COOKIE_NAME}={mine}', f'{COOKIE_NAME}={mine}; c={{"a":1}}'):
+        response = client.get("/", headers={"cookie": header})
+        assert response.text == "anon:" + "d" * 40, header
+        assert "set-cookie" not in response.headers, "the visitor's cookie is left alone"
+
+
+def test_a_secure_cookie_is_a_host_cookie():
+    header = CookiePolicy(secure="always").header("v", https=False)
+    assert header.startswith(SECURE_COOKIE_NAME + "=v;")
+    assert "; Path=/;" in header and "Domain" not in header and "Secure" in header
+    assert CookiePolicy().header("v", https=False).startswith(COOKIE_NAME + "=v;")
+
+
+def test_a_visitor_from_before_host_cookies_keeps_their_identity():
+    """The cookie's name changed to `__Host-parlor-session`: the old name is read once, and
+    the visitor leaves with the new one, same id, and the old one removed."""
+    signer = CookieSigner(SECRET)
+    old = signer.sign("e" * 40)
+    client = _app(signer, CookiePolicy(secure="always"))
+    first = client.get("/", headers={"cookie": f"{COOKIE_NAME}={old}"})
+    assert first.text == "anon:" + "e" * 40
+    renamed, removed = sorted(first.headers.get_list("set-cookie"))  # "_" before "p"
+    assert renamed.startswith(f"{SECURE_COOKIE_NAME}={old};") and "Max-Age=0" not in renamed
+    assert removed.startswith(f"{COOKIE_NAME}=;") and "Max-Age=0" in removed
+    # What the browser sends from then on: the new name (and, if it kept it, the old one).
+    for header in (f"{SECURE_COOKIE_NAME}={old}", f"{COOKIE_NAME}=x; {SECURE_COOKIE_NAME}={old}"):
+        again = client.get("/", headers={"cookie": header})
+        assert again.text == "anon:" + "e" * 40 and "set-cookie" not in again.headers
+
+
+def test_a_page_token_names_a_fresh_person_for_a_while():
+    pages = PageSigner(SECRET, max_age=3600)
+    token = pages.issue()
+    owner = pages.owner(token)
+    assert owner is not None and owner.kind == "anonymous" and owner.id.startswith("anon:")
+    assert pages.owner(token) == owner and pages.owner(pages.issue()) != owner
+    assert PageSigner(SECRET, max_age=-1).owner(token) is None, "too old"
+    assert PageSigner("another-secret-entirely", max_age=3600).owner(token) is None
+    for forged in ("", None, token[:-2], "anything", CookieSigner(SECRET).sign("f" * 40)):
+        assert pages.owner(forged) is None, forged
+    # Nor is a page token a session cookie.
+    assert CookieSigner(SECRET).unsign(token) is None
