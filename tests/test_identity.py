@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from apprunner import RunningApp
+from gradio_client import Client
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -145,3 +148,49 @@ def test_a_page_token_names_a_fresh_person_for_a_while():
         assert pages.owner(forged) is None, forged
     # Nor is a page token a session cookie.
     assert CookieSigner(SECRET).unsign(token) is None
+
+
+# -- end to end: the launched app ---------------------------------------------------------
+
+
+def test_another_apps_cookie_leaves_the_history_in_place(app):
+    """A browser that also holds another app's `c={"a":1}` keeps being the same person."""
+    me = Client(app.url, verbose=False)
+    cid = me.predict("Kept beside another app's cookie.", "", "", api_name="/chat")[0]
+    header = {"cookie": f'c={{"a":1}}; {COOKIE_NAME}={me.cookies[COOKIE_NAME]}'}
+    page = httpx.get(app.url, headers=header)
+    assert page.status_code == 200 and "set-cookie" not in page.headers, "cookie replaced"
+    body = {"message": "Still me?", "conversation_id": cid}
+    more = httpx.post(app.url + "api/chat", json=body, headers=header, timeout=120)
+    assert more.status_code == 200 and "event: complete" in more.text, more.text[:200]
+    assert len(me.predict(cid, api_name="/conversation")["messages"]) == 4
+
+
+@pytest.fixture(scope="module")
+def secure_app(tmp_path_factory):
+    """Cookies `Secure` (what a Space over HTTPS gets): named `__Host-parlor-session`."""
+    env = {"PARLOR_COOKIE_SECURE": "always", "PARLOR_SECRET": SECRET}
+    running = RunningApp(tmp_path_factory.mktemp("secure") / "data", env=env).wait_ready()
+    yield running
+    running.stop()
+
+
+def test_a_visitor_from_before_host_cookies_keeps_their_history(secure_app):
+    """Someone whose browser holds the cookie by its old name (set before `__Host-`) keeps
+    their conversations, and their browser is given the new name for the same person."""
+    old = CookieSigner(SECRET).sign("7" * 40)
+    before = Client(secure_app.url, verbose=False, httpx_kwargs={"cookies": {COOKIE_NAME: old}})
+    before.predict("Written before the rename.", "", "", api_name="/chat")
+
+    visit = httpx.get(secure_app.url, cookies={COOKIE_NAME: old})
+    given = {c.split("=", 1)[0]: c for c in visit.headers.get_list("set-cookie")}
+    assert given[SECURE_COOKIE_NAME].startswith(f"{SECURE_COOKIE_NAME}={old};")
+    assert "Secure" in given[SECURE_COOKIE_NAME] and "Path=/;" in given[SECURE_COOKIE_NAME]
+    assert "Max-Age=0" in given[COOKIE_NAME], "the old name is removed"
+
+    after = Client(
+        secure_app.url, verbose=False, httpx_kwargs={"cookies": {SECURE_COOKIE_NAME: old}}
+    )
+    assert [c["title"] for c in after.predict(api_name="/conversations")] == [
+        "Written before the rename."
+    ]
