@@ -153,39 +153,39 @@ class SessionCookieMiddleware:
             v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"
         )
         https = _is_https(scope)
-        name = self.policy.name(https=https)
-        signed = read_cookie(cookie_header, name)
-        session_id = self.signer.unsign(signed)
-        set_cookies: list[str] = []
-        if session_id is None and name != COOKIE_NAME:
-            # Cookies made before the `__Host-` name: accepted once, then renamed.
-            signed = read_cookie(cookie_header, COOKIE_NAME)
-            session_id = self.signer.unsign(signed)
-            if session_id is not None:
-                set_cookies.append(self.policy.header(signed, https=https))
-                set_cookies.append(self.policy.header("", https=https, name=COOKIE_NAME, max_age=0))
-        valid = session_id is not None and not self.is_retired(anonymous_id(session_id))
-        scope.setdefault("state", {})[COOKIE_STATE] = valid
-        if not valid:
+        signed, set_cookies = self._known(cookie_header, https=https)
+        scope.setdefault("state", {})[COOKIE_STATE] = signed is not None
+        if signed is None:
             signed = self.signer.sign(self.signer.new_session_id())
             set_cookies = [self.policy.header(signed, https=https)]
-        if valid and name == COOKIE_NAME and not set_cookies:
+        elif not set_cookies and self.policy.name(https=https) == COOKIE_NAME:
             await self.app(scope, receive, send)  # the cookie is already as the app reads it
             return
         headers = [(k, v) for k, v in scope["headers"] if k != b"cookie"]
         cookie = _with_session(cookie_header, signed).encode("latin-1")
         scope = {**scope, "headers": [*headers, (b"cookie", cookie)]}
-        if not set_cookies:
-            await self.app(scope, receive, send)
-            return
         added = [(b"set-cookie", c.encode("latin-1")) for c in set_cookies]
 
-        async def send_with_cookie(message) -> None:
-            if message["type"] == "http.response.start":
+        async def send_with_cookies(message) -> None:
+            if message["type"] == "http.response.start" and added:
                 message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, send_with_cookies)
+
+    def _known(self, cookie_header: str, *, https: bool) -> tuple[str | None, list[str]]:
+        """The signed cookie of a valid, unretired session, with the cookies to set for it
+        (a cookie of before the `__Host-` name is accepted once, and renamed); or None."""
+        name = self.policy.name(https=https)
+        signed, set_cookies = read_cookie(cookie_header, name), []
+        if self.signer.unsign(signed) is None and name != COOKIE_NAME:
+            signed = read_cookie(cookie_header, COOKIE_NAME)
+            expired = self.policy.header("", https=https, name=COOKIE_NAME, max_age=0)
+            set_cookies = [self.policy.header(signed or "", https=https), expired]
+        session_id = self.signer.unsign(signed)
+        if session_id is None or self.is_retired(anonymous_id(session_id)):
+            return None, []
+        return signed, set_cookies
 
 
 def anonymous_id(session_id: str) -> str:
