@@ -10,6 +10,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,10 +20,16 @@ from huggingface_hub.errors import HfHubHTTPError
 from starlette.responses import RedirectResponse
 
 from .identity import IdentityError, Owner
+from .locks import KeyedLocks
 
 log = logging.getLogger("parlor.accounts")
 
 TOKEN_HEADER = "x-hf-authorization"  # what gradio_client's Client(url, token=...) sends
+REFUSED = (
+    "This Hugging Face token was refused. Check it, or call without a token "
+    "to use an anonymous session."
+)
+UNCHECKED = "Could not check your Hugging Face token; try again."
 
 
 def account_id(sub: str) -> str:
@@ -46,38 +53,67 @@ def account_from_session(
 
 
 class TokenResolver:
-    """Turns a Hugging Face token into its account, asking the Hub's whoami once per window."""
+    """Turns a Hugging Face token into its account, asking the Hub's whoami once per window.
 
-    def __init__(self, endpoint: str, *, ttl: float = 300.0) -> None:
+    Refusals are remembered too, for `refused_ttl` seconds: junk tokens sent again and again
+    would otherwise each cost a call to the Hub. Tokens are kept only as hashes, at most
+    `kept` of them (the least recently checked go first), and one token is checked by one
+    call at a time, however many requests bring it at once."""
+
+    def __init__(
+        self, endpoint: str, *, ttl: float = 300.0, refused_ttl: float = 60.0, kept: int = 10_000
+    ) -> None:
         self._api = HfApi(endpoint=endpoint.rstrip("/"))
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Owner]] = {}
+        self._refused_ttl = refused_ttl
+        self._kept = kept
+        self._cache: OrderedDict[str, tuple[float, Owner | str]] = OrderedDict()
         self._lock = threading.Lock()
+        self._checking = KeyedLocks()
 
     def resolve(self, token: str) -> Owner:
         """The token's account; `IdentityError` when the Hub refuses the token."""
         key = hashlib.sha256(token.encode()).hexdigest()  # never keep raw tokens around
+        hit = self._cached(key)
+        if hit is None:
+            with self._checking.hold(key):  # the others wait for this one's answer
+                hit = self._cached(key) or self._check(key, token)
+        if isinstance(hit, str):
+            raise IdentityError(hit)
+        return hit
+
+    def _cached(self, key: str) -> Owner | str | None:
         with self._lock:
             hit = self._cache.get(key)
-        if hit and hit[0] > time.monotonic():
+            if hit is None or hit[0] <= time.monotonic():
+                return None
+            self._cache.move_to_end(key)
             return hit[1]
+
+    def _remember(self, key: str, outcome: Owner | str, ttl: float) -> None:
+        with self._lock:
+            self._cache[key] = (time.monotonic() + ttl, outcome)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._kept:
+                self._cache.popitem(last=False)
+
+    def _check(self, key: str, token: str) -> Owner | str:
+        """Ask the Hub: the account, or why the token was refused (a network failure or a
+        Hub error is raised, not remembered: the next request asks again)."""
         try:
             who = self._api.whoami(token=token)
         except HfHubHTTPError as e:
             status = e.response.status_code if e.response is not None else 0
             if status in (401, 403):
-                raise IdentityError(
-                    "This Hugging Face token was refused. Check it, or call without a token "
-                    "to use an anonymous session."
-                ) from None
+                self._remember(key, REFUSED, self._refused_ttl)
+                return REFUSED
             log.warning("could not check a Hugging Face token (HTTP %s)", status)
-            raise IdentityError("Could not check your Hugging Face token; try again.") from None
+            raise IdentityError(UNCHECKED) from None
         except OSError:
             log.warning("could not reach the Hub to check a token")
-            raise IdentityError("Could not check your Hugging Face token; try again.") from None
+            raise IdentityError(UNCHECKED) from None
         owner = Owner(id=account_id(str(who["id"])), kind="hf", name=str(who.get("name", "")))
-        with self._lock:
-            self._cache[key] = (time.monotonic() + self._ttl, owner)
+        self._remember(key, owner, self._ttl)
         return owner
 
 

@@ -5,22 +5,28 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import gradio as gr
 
 from .accounts import TokenResolver, account_from_session, bearer
-from .identity import COOKIE_STATE, CookieSigner, IdentityError, Owner, owner_from_cookies
+from .identity import (
+    COOKIE_STATE,
+    CookieSigner,
+    IdentityError,
+    Owner,
+    PageSigner,
+    owner_from_cookies,
+)
 
-OwnerOf = Callable[..., Owner]  # (request, oauth_token=None) -> Owner
+OwnerOf = Callable[..., Owner]  # (request, oauth_token=None, page="") -> Owner
 
 
-async def owner_off_loop(owner_of: OwnerOf, *args: object) -> Owner:
-    """`owner_of(*args)` from a worker thread: a token not seen lately is checked with the
-    Hub, a network call that would stop every answer streaming on the event loop."""
-    return await asyncio.to_thread(owner_of, *args)
+async def owner_off_loop(owner_of: OwnerOf, *args: object, **kwargs: object) -> Owner:
+    """`owner_of(*args, **kwargs)` from a worker thread: a token not seen lately is checked
+    with the Hub, a network call that would stop every answer streaming on the event loop,
+    and a sign-in may move a visitor's files."""
+    return await asyncio.to_thread(owner_of, *args, **kwargs)
 
 
 def _session(request: gr.Request) -> dict:
@@ -38,70 +44,62 @@ def _cookie_came_back(request: gr.Request) -> bool:
     return bool(state.get(COOKIE_STATE, True))
 
 
-class SessionPins:
-    """The anonymous owner of each page whose browser keeps no cookie (a frame where
-    third-party cookies are blocked): each of its events brings a new cookie, so without a
-    pin every message would come from someone new, and the second one of a conversation
-    would find it missing. Pinned to Gradio's session of the page, as Gradio keeps the
-    page's `gr.State`s, for as long as the page is open (the newest `kept` sessions)."""
-
-    def __init__(self, kept: int = 10_000) -> None:
-        self.kept = kept
-        self._owners: OrderedDict[str, Owner] = OrderedDict()
-        self._guard = threading.Lock()
-
-    def owner(self, session_hash: str, fresh: Owner) -> Owner:
-        """The session's pinned owner; `fresh` (and pinned) on its first event."""
-        with self._guard:
-            owner = self._owners.setdefault(session_hash, fresh)
-            self._owners.move_to_end(session_hash)
-            while len(self._owners) > self.kept:
-                self._owners.popitem(last=False)
-            return owner
+_RESOLVED = "_parlor_owner"  # where a gr.Request keeps the owner it was resolved to
 
 
 def owner_resolver(
     signer: CookieSigner,
+    pages: PageSigner | None = None,
     *,
     login: bool = False,
     tokens: TokenResolver | None = None,
     adopt: Callable[[Owner, Owner], object] = lambda account, visitor: None,
+    is_retired: Callable[[str], bool] = lambda owner_id: False,
 ) -> OwnerOf:
-    """`owner_of(request)`: the owner behind a Gradio request, or a clear error.
+    """`owner_of(request, oauth_token=None, page="")`: the owner behind a Gradio request, or
+    a clear error. A request is resolved once: later calls with it give the same owner.
 
     In order: the Hugging Face account logged in through OAuth (the visitor's anonymous data
     moves to it on first sight), the account of a Hugging Face token sent by an API caller,
-    then the anonymous session cookie (or, where the browser keeps none, the owner pinned
-    to the page's session).
+    then the anonymous session cookie or, where the browser sent none back (a frame where
+    third-party cookies are blocked), the person named by the page's token (`page`, issued
+    by the server to that page only: see `PageSigner`). Gradio's session hash names no one:
+    the browser makes it up and sends it in URLs, so anyone may know it.
     """
 
-    pins = SessionPins()
-
-    def anonymous(request: gr.Request) -> Owner:
+    def anonymous(request: gr.Request, page: str) -> Owner:
         owner = owner_from_cookies(dict(request.cookies or {}), signer)
-        session = getattr(request, "session_hash", None)
-        if _cookie_came_back(request) or not session:
+        if _cookie_came_back(request) or pages is None:
             return owner
-        return pins.owner(session, owner)
+        pinned = pages.owner(page)
+        return pinned if pinned is not None and not is_retired(pinned.id) else owner
 
-    def owner_of(request: gr.Request, oauth_token: gr.OAuthToken | None = None) -> Owner:
+    def resolve(request: gr.Request, oauth_token: gr.OAuthToken | None, page: str) -> Owner:
+        if login:
+            account = account_from_session(_session(request))
+            if account is not None:
+                try:
+                    adopt(account, anonymous(request, page))
+                except IdentityError:
+                    pass
+                return account
+        token = None
+        if tokens is not None:
+            token = (oauth_token.token if oauth_token else None) or bearer(
+                dict(request.headers or {})
+            )
+        if token:
+            return tokens.resolve(token)
+        return anonymous(request, page)
+
+    def owner_of(
+        request: gr.Request, oauth_token: gr.OAuthToken | None = None, page: str = ""
+    ) -> Owner:
+        known = vars(request).get(_RESOLVED)
+        if known is not None:
+            return known
         try:
-            if login:
-                account = account_from_session(_session(request))
-                if account is not None:
-                    try:
-                        adopt(account, anonymous(request))
-                    except IdentityError:
-                        pass
-                    return account
-            token = None
-            if tokens is not None:
-                token = (oauth_token.token if oauth_token else None) or bearer(
-                    dict(request.headers or {})
-                )
-            if token:
-                return tokens.resolve(token)
-            return anonymous(request)
+            owner = resolve(request, oauth_token, page)
         except IdentityError as e:
             message = (
                 str(e)
@@ -109,6 +107,8 @@ def owner_resolver(
                 else ("Your session could not be identified. Reload the page (cookies must be on).")
             )
             raise gr.Error(message, print_exception=False) from None
+        vars(request)[_RESOLVED] = owner
+        return owner
 
     return owner_of
 

@@ -716,6 +716,10 @@ class History:
             path.unlink()
         return row if written else None
 
+    def has_files(self, owner: str) -> bool:
+        """Whether anything was ever stored for this owner (one stat: no listing is read)."""
+        return self._owner_dir(owner).exists()
+
     def retire(self, owner: str) -> None:
         """Mark an owner id as used up: a cookie still naming it gets a fresh identity."""
         marker = self.root.parent / "retired" / self._owner_dir(owner).name
@@ -728,6 +732,15 @@ class History:
     def owners(self) -> Iterator[str]:
         """The owner keys present in the store (for deployer tools, which see no raw ids)."""
         return (p.name for p in self.root.iterdir() if p.is_dir())
+
+    def settings_by_key(self, owner_key: str) -> dict:
+        """One owner key's settings (deployer tools, which see no raw ids)."""
+        path = self.root / owner_key / "settings.json"
+        if not path.exists():
+            return {}
+        with self._open(path) as db:
+            rows = db.table("settings").all()
+        return dict(rows[0]) if rows else {}
 
     def conversations_by_key(self, owner_key: str) -> Iterator[dict]:
         """Every conversation of one owner key, with all fields and messages (deployer tools)."""

@@ -1,10 +1,16 @@
 """Who is asking: a signed anonymous session cookie (later, a Hugging Face login) → `Owner`.
 
 `SessionCookieMiddleware` gives each new visitor a random id in the signed, HttpOnly cookie
-`parlor-session`. When a request arrives without a valid cookie (first visit, tampered,
-truncated), the middleware makes a fresh id, sets the cookie on the response *and* writes it
-into the request's own Cookie header, so that the Gradio event handling this very request
-sees the same identity as every later request. A bad cookie never maps to someone else.
+`parlor-session` (`__Host-parlor-session` when it is `Secure`). When a request arrives
+without a valid cookie (first visit, tampered, truncated), the middleware makes a fresh id,
+sets the cookie on the response *and* writes it into the request's own Cookie header, so that
+the Gradio event handling this very request sees the same identity as every later request. A
+bad cookie never maps to someone else. Inside the app, the session is always the one cookie
+named `parlor-session` of the request's Cookie header: the middleware rewrites it so.
+
+A page whose browser keeps no cookie (a frame where third-party cookies are blocked) gets a
+`PageSigner` token instead: a secret the server hands to that page only, which its events
+send back (see `chat/doors.py`).
 """
 
 from __future__ import annotations
@@ -12,14 +18,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from typing import Literal
 
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadSignature, Signer, TimestampSigner
+from starlette.requests import cookie_parser
 
 COOKIE_NAME = "parlor-session"
+# A Secure cookie's name: browsers take a `__Host-` cookie only from HTTPS, for this host
+# alone and path /, so no sibling subdomain or plain-HTTP page can set or shadow it.
+SECURE_COOKIE_NAME = "__Host-" + COOKIE_NAME
 COOKIE_STATE = "parlor_cookie_came_back"  # request.state: did the browser send a valid cookie?
 _SALT = "parlor-session-v1"
+_PAGE_SALT = "parlor-page-v1"  # page tokens are never valid cookies, nor the reverse
 
 
 class IdentityError(Exception):
@@ -75,11 +85,20 @@ class CookiePolicy:
     partitioned: bool = True
     max_age: int = 400 * 24 * 3600
 
-    def header(self, value: str, *, https: bool) -> str:
-        secure = self.secure == "always" or (self.secure == "auto" and https)
+    def is_secure(self, *, https: bool) -> bool:
+        return self.secure == "always" or (self.secure == "auto" and https)
+
+    def name(self, *, https: bool) -> str:
+        """The cookie's name on such a request: `__Host-parlor-session` when `Secure`."""
+        return SECURE_COOKIE_NAME if self.is_secure(https=https) else COOKIE_NAME
+
+    def header(self, value: str, *, https: bool, name: str = "", max_age: int | None = None) -> str:
+        """A Set-Cookie value; `name` and `max_age=0` expire another cookie of ours."""
+        secure = self.is_secure(https=https)
         samesite = self.samesite if secure or self.samesite != "none" else "lax"
-        parts = [f"{COOKIE_NAME}={value}", "Path=/", f"Max-Age={self.max_age}", "HttpOnly"]
-        parts.append(f"SameSite={samesite.capitalize()}")
+        age = self.max_age if max_age is None else max_age
+        parts = [f"{name or self.name(https=https)}={value}", "Path=/", f"Max-Age={age}"]
+        parts += ["HttpOnly", f"SameSite={samesite.capitalize()}"]
         if secure:
             parts.append("Secure")
             # Starlette's set_cookie(partitioned=True) needs Python 3.14: write it ourselves.
@@ -89,13 +108,25 @@ class CookiePolicy:
 
 
 def read_cookie(cookie_header: str, name: str = COOKIE_NAME) -> str | None:
-    jar = SimpleCookie()
-    try:
-        jar.load(cookie_header)
-    except Exception:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel else None
+    """A cookie's value, parsed as browsers send cookies: another app's cookie that is not
+    valid RFC 2109 (`c={"a":1}`, which stops `http.cookies.SimpleCookie`) hides no other."""
+    return cookie_parser(cookie_header).get(name)
+
+
+def _is_https(scope) -> bool:
+    forwarded = dict(scope["headers"]).get(b"x-forwarded-proto", b"").decode("latin-1")
+    return scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https"
+
+
+def _with_session(cookie_header: str, signed: str) -> str:
+    """The Cookie header with ours, under either name, replaced by `parlor-session=signed`;
+    other apps' cookies are passed on exactly as they came."""
+    others = [
+        c.strip()
+        for c in cookie_header.split(";")
+        if c.strip() and c.split("=", 1)[0].strip() not in (COOKIE_NAME, SECURE_COOKIE_NAME)
+    ]
+    return "; ".join([*others, f"{COOKIE_NAME}={signed}"])
 
 
 class SessionCookieMiddleware:
@@ -118,37 +149,43 @@ class SessionCookieMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = [(k, v) for k, v in scope["headers"] if k != b"cookie"]
         cookie_header = "; ".join(
             v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"
         )
-        session_id = self.signer.unsign(read_cookie(cookie_header))
-        valid = session_id is not None and not self.is_retired(anonymous_id(session_id))
-        scope.setdefault("state", {})[COOKIE_STATE] = valid
-        if valid:
-            await self.app(scope, receive, send)
+        https = _is_https(scope)
+        signed, set_cookies = self._known(cookie_header, https=https)
+        scope.setdefault("state", {})[COOKIE_STATE] = signed is not None
+        if signed is None:
+            signed = self.signer.sign(self.signer.new_session_id())
+            set_cookies = [self.policy.header(signed, https=https)]
+        elif not set_cookies and self.policy.name(https=https) == COOKIE_NAME:
+            await self.app(scope, receive, send)  # the cookie is already as the app reads it
             return
-        signed = self.signer.sign(self.signer.new_session_id())
-        others = [
-            c
-            for c in cookie_header.split(";")
-            if c.strip() and not c.strip().startswith(f"{COOKIE_NAME}=")
-        ]
-        cookie = "; ".join([*(c.strip() for c in others), f"{COOKIE_NAME}={signed}"])
-        scope = {**scope, "headers": [*headers, (b"cookie", cookie.encode("latin-1"))]}
-        forwarded = dict(scope["headers"]).get(b"x-forwarded-proto", b"").decode()
-        https = scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https"
-        set_cookie = self.policy.header(signed, https=https).encode("latin-1")
+        headers = [(k, v) for k, v in scope["headers"] if k != b"cookie"]
+        cookie = _with_session(cookie_header, signed).encode("latin-1")
+        scope = {**scope, "headers": [*headers, (b"cookie", cookie)]}
+        added = [(b"set-cookie", c.encode("latin-1")) for c in set_cookies]
 
-        async def send_with_cookie(message) -> None:
-            if message["type"] == "http.response.start":
-                message = {
-                    **message,
-                    "headers": [*message.get("headers", []), (b"set-cookie", set_cookie)],
-                }
+        async def send_with_cookies(message) -> None:
+            if message["type"] == "http.response.start" and added:
+                message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, send_with_cookies)
+
+    def _known(self, cookie_header: str, *, https: bool) -> tuple[str | None, list[str]]:
+        """The signed cookie of a valid, unretired session, with the cookies to set for it
+        (a cookie of before the `__Host-` name is accepted once, and renamed); or None."""
+        name = self.policy.name(https=https)
+        signed, set_cookies = read_cookie(cookie_header, name), []
+        if self.signer.unsign(signed) is None and name != COOKIE_NAME:
+            signed = read_cookie(cookie_header, COOKIE_NAME)
+            expired = self.policy.header("", https=https, name=COOKIE_NAME, max_age=0)
+            set_cookies = [self.policy.header(signed or "", https=https), expired]
+        session_id = self.signer.unsign(signed)
+        if session_id is None or self.is_retired(anonymous_id(session_id)):
+            return None, []
+        return signed, set_cookies
 
 
 def anonymous_id(session_id: str) -> str:
@@ -161,3 +198,31 @@ def owner_from_cookies(cookies: dict[str, str], signer: CookieSigner) -> Owner:
     if session_id is None:
         raise IdentityError("no valid session cookie")
     return Owner(id=anonymous_id(session_id), kind="anonymous")
+
+
+class PageSigner:
+    """Tokens that name the anonymous person of one page whose browser keeps no cookie.
+
+    The server hands a token to the page that asked for it, and nowhere else; the page sends
+    it back with each event. It names a fresh id, like a new cookie, and is valid for
+    `max_age` seconds: past that, the page's events come from someone new.
+    """
+
+    def __init__(self, secret: str, *, max_age: float) -> None:
+        self._signer = TimestampSigner(secret, salt=_PAGE_SALT)
+        self.max_age = max_age
+
+    def issue(self) -> str:
+        return self._signer.sign(CookieSigner.new_session_id()).decode()
+
+    def owner(self, token: str | None) -> Owner | None:
+        """The owner a token names, or None when it is missing, forged or too old."""
+        if not token or not isinstance(token, str):
+            return None
+        try:
+            session_id = self._signer.unsign(token, max_age=self.max_age).decode()
+        except BadSignature:  # SignatureExpired included
+            return None
+        if len(session_id) != 40:
+            return None
+        return Owner(id=anonymous_id(session_id), kind="anonymous")

@@ -22,7 +22,13 @@ from .doors import owner_resolver
 from .endpoints import Endpoints, LocalTarget
 from .history import History
 from .http_api import add_http_api
-from .identity import COOKIE_STATE, CookiePolicy, CookieSigner, SessionCookieMiddleware
+from .identity import (
+    COOKIE_STATE,
+    CookiePolicy,
+    CookieSigner,
+    PageSigner,
+    SessionCookieMiddleware,
+)
 from .local_model import LocalModel
 from .security import BodyLimit, SecurityMiddleware
 from .service import ChatService
@@ -62,14 +68,25 @@ def create_app(
         frame_budget=settings.stream_frame_budget,
         import_limits=settings.import_limits,
     )
-    signer = CookieSigner(settings.signing_secret())
+    secret = settings.signing_secret()
+    signer = CookieSigner(secret)
+    page_tokens = PageSigner(secret, max_age=settings.page_token_hours * 3600)
     tokens = (
-        TokenResolver(settings.openid_provider_url, ttl=settings.token_cache_seconds)
+        TokenResolver(
+            settings.openid_provider_url,
+            ttl=settings.token_cache_seconds,
+            refused_ttl=min(60.0, settings.token_cache_seconds),
+        )
         if settings.login_enabled
         else None
     )
     owner_of = owner_resolver(
-        signer, login=settings.login_enabled, tokens=tokens, adopt=service.adopt
+        signer,
+        page_tokens,
+        login=settings.login_enabled,
+        tokens=tokens,
+        adopt=service.adopt,
+        is_retired=history.is_retired,
     )
 
     footer = ""
@@ -117,6 +134,12 @@ def create_app(
         """Whether this browser sent back a valid session cookie (the UI warns if not)."""
         came_back = bool(getattr(request.state, COOKIE_STATE, False))
         return JSONResponse({"cookie": came_back}, headers={"cache-control": "no-store"})
+
+    @app.get("/session/page", include_in_schema=False)
+    def page_token() -> JSONResponse:
+        """A secret for the page that asks, which names it where its cookie does not come
+        back (chat/doors.py); sent to that page only, never through Gradio's queue."""
+        return JSONResponse({"token": page_tokens.issue()}, headers={"cache-control": "no-store"})
 
     @app.get(gradio_patches.DEEP_LINK_PATH, include_in_schema=False)
     def no_deep_links() -> Response:

@@ -9,16 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
-from . import portability
+from . import portability, sharing
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints
 from .identity import Owner
+from .locks import KeyedLocks
 from .prompt import build_messages
 from .settings import ImportLimits
 
@@ -74,7 +74,7 @@ class ChatService:
         self.frame_budget = frame_budget
         self._stops: dict[tuple[str, str], asyncio.Event] = {}
         self._all_deleted: list[Callable[[Owner], None]] = []
-        self._adopting = threading.Lock()
+        self._adopting = KeyedLocks()
 
     # -- models -------------------------------------------------------------------------
 
@@ -197,7 +197,7 @@ class ChatService:
 
     # -- settings, export, import ---------------------------------------------------------
 
-    SHARE = "share_with_model_authors"
+    SHARE = sharing.SETTING
 
     def settings(self, owner: Owner) -> dict:
         """The person's settings. Sharing appears only where the deployment offers it."""
@@ -219,9 +219,12 @@ class ChatService:
         self.history.update_settings(owner.id, changes)
         return self.settings(owner)
 
-    def _withdraw_consent(self, owner: Owner) -> None:
-        for conv in self.history.list_conversations(owner.id):
-            self.history.set_conversation_fields(owner.id, conv["id"], consent=None)
+    def _withdraw_consent(self, owner: Owner, ids: list[str] | None = None) -> None:
+        """No conversation of the person (or just those `ids`) is shared any more."""
+        if ids is None:
+            ids = [conv["id"] for conv in self.history.list_conversations(owner.id)]
+        for conversation_id in ids:
+            self.history.set_conversation_fields(owner.id, conversation_id, consent=None)
 
     def _record_consent(self, owner: Owner, conversation_id: str, model: Model) -> None:
         """While the person shares with model authors, mark the conversation as covered."""
@@ -253,16 +256,29 @@ class ChatService:
     def adopt(self, account: Owner, anonymous: Owner) -> int:
         """On login: move the anonymous visitor's data to the account (merged with what the
         account has) and retire the visitor's id, so an old copy of its cookie reaches
-        nothing. A visitor with no data is left as it is."""
-        with self._adopting:
-            has_data = self.history.list_conversations(anonymous.id) or self.history.get_settings(
-                anonymous.id
-            )
-            if not has_data or self.history.is_retired(anonymous.id):
+        nothing. A visitor with no data is left as it is.
+
+        Every event of a signed-in person asks, almost always about a visitor with nothing
+        to move (retired, or the fresh cookie given after sign-in): that is answered without
+        any lock. A move holds a lock of that visitor's only, so that two events moving the
+        same visitor at once move it once, and holds no one else up."""
+        if self.history.is_retired(anonymous.id) or not self.history.has_files(anonymous.id):
+            return 0
+        with self._adopting.hold(anonymous.id):
+            if not self._has_data(anonymous):  # or moved meanwhile by another event
                 return 0
+            shared = self.history.get_settings(anonymous.id).get(self.SHARE)
+            ids = [c["id"] for c in self.history.list_conversations(anonymous.id)]
             moved = self.history.move_owner(anonymous.id, account.id)
+            if shared and not self.history.get_settings(account.id).get(self.SHARE):
+                self._withdraw_consent(account, ids)  # the account's "off" won the merge
         log.info("moved %d conversation(s) of a visitor to their account at login", moved)
         return moved
+
+    def _has_data(self, owner: Owner) -> bool:
+        return not self.history.is_retired(owner.id) and bool(
+            self.history.get_settings(owner.id) or self.history.list_conversations(owner.id, 1)
+        )
 
     # -- chatting -----------------------------------------------------------------------
 

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # each on the versions it was written for. Off ("off", "false", "0"): the libraries'
     # own code everywhere, to rule the patches out when something looks wrong.
     patches: bool = True
+    # How long a page whose browser keeps no cookie (a frame where third-party cookies are
+    # blocked) stays the same person: the page's token, and with it its conversation, ends.
+    page_token_hours: float = Field(24, gt=0)
 
     @property
     def login_enabled(self) -> bool:

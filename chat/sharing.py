@@ -3,8 +3,9 @@
     python -m chat.sharing --out shared/
 
 writes one JSONL file per model (`<model id with / as __>.jsonl`), one line per conversation
-whose owner consented while sharing was switched on (`PARLOR_DATA_SHARING=true`), holding
-only the messages written since the consent, and nothing that identifies the person.
+whose owner consented while sharing was switched on (`PARLOR_DATA_SHARING=true`) and still
+shares (their setting is on now), holding only the messages written since the consent, and
+nothing that identifies the person.
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ from pathlib import Path
 from .history import History
 from .settings import Settings
 
+SETTING = "share_with_model_authors"  # a person's setting: on while they share
+
 
 def consented(history: History) -> dict[str, list[dict]]:
-    """Per model id, the shared part of every consented conversation."""
+    """Per model id, the shared part of every consented conversation of the people whose
+    setting says they share now (a conversation's consent alone is not enough: one moved
+    to an account at sign-in may carry a consent the account's setting overrules)."""
     per_model: dict[str, list[dict]] = defaultdict(list)
     for key in history.owners():
+        if history.settings_by_key(key).get(SETTING) is not True:
+            continue
         for conv in history.conversations_by_key(key):
             consent = conv.get("consent")
             if not consent:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from .accounts import DECLINED
-from .doors import OwnerOf, render_answer
+from .doors import OwnerOf, owner_off_loop, render_answer
 from .service import ChatService, ChatUpdate, ServiceError
 from .ui_data import DataPanel, build_data_panel
 
@@ -52,6 +52,18 @@ async () => {
          "once you leave this page. " +
          "[Open Parlor in a new tab](" + window.location.href.split("?")[0] +
          ") to keep it.";
+}
+"""
+
+# Asks the server for this page's own secret (chat/doors.py): where the browser keeps no
+# cookie, the page's events carry it to stay one person. Over plain HTTP to this page only,
+# not through Gradio's queue, whose stream anyone who knows the session hash may open.
+PAGE_TOKEN_JS = """
+async () => {
+  try {
+    const r = await fetch("session/page", {cache: "no-store"});
+    return (await r.json()).token || "";
+  } catch (e) { return ""; }
 }
 """
 
@@ -185,6 +197,7 @@ def build_ui(
                 )
                 confirm_no = gr.Button("Cancel", size="sm", elem_id="confirm-delete-no")
 
+        page = gr.Textbox(visible=False)  # this page's token: see PAGE_TOKEN_JS
         view = ChatView(
             gr.State(""),
             conversations,
@@ -199,8 +212,10 @@ def build_ui(
             delete,
             confirm,
         )
-        _wire_chat(service, owner_of, view, default.id, confirm_yes, confirm_no)
-        _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, data_panel)
+        _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
+        _wire_page(
+            demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel
+        )
         for trigger in (new_chat.click, chatbot.clear):  # clearing the chat starts a new one
             trigger(lambda: _fresh(view, default.id), outputs=view.all(), **PRIVATE)
     return demo
@@ -241,11 +256,12 @@ def _listing(
     }
 
 
-def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, data_panel):
-    """Page load (query options, the listing) and the data panel."""
+def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel):
+    """Page load (the page's token, then query options and the listing) and the data panel."""
 
-    def on_load(request: gr.Request):
+    def on_load(token: str, request: gr.Request):
         query = dict(request.query_params or {})
+        owner = owner_of(request, page=token)  # first: the calls below reuse it
         out = _listing(view, service, owner_of, request)
         # Availability changes while the app runs (the embedded model warms up): ask now.
         wanted = query.get("model", "")
@@ -254,7 +270,6 @@ def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, 
         out[view.model] = gr.update(choices=_model_choices(service), value=wanted, interactive=True)
         if query.get("embed") in ("1", "true"):
             out[sidebar] = gr.update(visible=False)  # small frames: the chat only
-        owner = owner_of(request)
         out[account] = f"Signed in as **{owner.name}**" if owner.kind == "hf" else ""
         if query.get("signin") == DECLINED and owner.kind != "hf":
             gr.Info("You did not sign in: you are still anonymous, with your conversations.")
@@ -263,10 +278,12 @@ def _wire_page(demo, service, owner_of, view, sidebar, cookie_warning, account, 
         return out
 
     outputs = [view.conversations, view.more, view.model, sidebar, account, data_panel.share]
-    demo.load(on_load, outputs=outputs, **PRIVATE)
+    loaded = demo.load(None, js=PAGE_TOKEN_JS, outputs=page, **PRIVATE)
+    loaded.then(on_load, inputs=page, outputs=outputs, **PRIVATE)
     demo.load(None, js=COOKIE_CHECK_JS, outputs=cookie_warning, **PRIVATE)
     data_panel.wire(
         owner_of,
+        page,
         lambda r: _listing(view, service, owner_of, r),
         lambda: _fresh(view, service.catalog.default.id),
         view.all(),
@@ -277,17 +294,20 @@ def _wire_chat(
     service: ChatService,
     owner_of: OwnerOf,
     view: ChatView,
+    page: gr.Textbox,
     default_id: str,
     confirm_yes: gr.Button,
     confirm_no: gr.Button,
 ) -> None:
-    """Sending, streaming, stopping, retrying, opening and deleting conversations."""
+    """Sending, streaming, stopping, retrying, opening and deleting conversations. Every
+    event sends the page's token (`page`), and resolves its owner with it first: the
+    helpers that call `owner_of(request)` after that get the same owner."""
 
-    def open_conversation(cid: str | None, request: gr.Request):
+    def open_conversation(cid: str | None, token: str, request: gr.Request):
         if not cid:
             return _fresh(view, default_id)
         try:
-            conv = service.conversation(owner_of(request), cid)
+            conv = service.conversation(owner_of(request, page=token), cid)
         except ServiceError as e:
             gr.Warning(str(e))
             return _fresh(view, default_id)
@@ -390,33 +410,38 @@ def _wire_chat(
             last |= await listing(request, current)
         yield last
 
-    async def respond(text: str, cid: str, model_id: str, history: list, request: gr.Request):
+    async def respond(
+        text: str, cid: str, model_id: str, history: list, token: str, request: gr.Request
+    ):
         shown = [*history, {"role": "user", "content": (text or "").strip()}]
-        updates = service.send(owner_of(request), text, cid, model_id)
+        owner = await owner_off_loop(owner_of, request, page=token)  # may ask the Hub
+        updates = service.send(owner, text, cid, model_id)
         async for out in answer(request, updates, shown, cid, text):
             yield out
 
-    async def retry(cid: str, history: list, request: gr.Request):
+    async def retry(cid: str, history: list, token: str, request: gr.Request):
         if not cid:
             yield gr.skip()
             return
         while history and history[-1]["role"] == "assistant":
             history = history[:-1]
-        async for out in answer(request, service.retry(owner_of(request), cid), history, cid, ""):
+        owner = await owner_off_loop(owner_of, request, page=token)
+        async for out in answer(request, service.retry(owner, cid), history, cid, ""):
             yield out
 
-    def request_stop(cid: str, request: gr.Request) -> None:
+    def request_stop(cid: str, token: str, request: gr.Request) -> None:
         if cid:
-            service.stop(owner_of(request), cid)
+            service.stop(owner_of(request, page=token), cid)
 
-    def delete_current(cid: str, request: gr.Request):
+    def delete_current(cid: str, token: str, request: gr.Request):
+        owner = owner_of(request, page=token)
         if cid:
-            service.delete_conversation(owner_of(request), cid)
+            service.delete_conversation(owner, cid)
         return {**_fresh(view, default_id), **_listing(view, service, owner_of, request)}
 
     everything = view.all()
     view.conversations.input(
-        open_conversation, inputs=view.conversations, outputs=everything, **PRIVATE
+        open_conversation, inputs=[view.conversations, page], outputs=everything, **PRIVATE
     )
     streaming = {
         "outputs": outputs,
@@ -426,7 +451,7 @@ def _wire_chat(
     }
 
     def send_on(trigger: Callable) -> None:
-        inputs = [view.message, view.conversation_id, view.model, view.chatbot]
+        inputs = [view.message, view.conversation_id, view.model, view.chatbot, page]
         trigger(respond, inputs=inputs, **streaming)
 
     send_on(view.message.submit)
@@ -436,18 +461,21 @@ def _wire_chat(
         return event.value["text"]
 
     send_on(view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then)
-    view.retry.click(retry, inputs=[view.conversation_id, view.chatbot], **streaming)
-    view.stop.click(request_stop, inputs=view.conversation_id, **PRIVATE)
+    view.retry.click(retry, inputs=[view.conversation_id, view.chatbot, page], **streaming)
+    view.stop.click(request_stop, inputs=[view.conversation_id, page], **PRIVATE)
     view.delete.click(lambda: gr.update(visible=True), outputs=view.confirm, **PRIVATE)
     confirm_no.click(lambda: gr.update(visible=False), outputs=view.confirm, **PRIVATE)
-    confirm_yes.click(delete_current, inputs=view.conversation_id, outputs=everything, **PRIVATE)
+    confirm_yes.click(
+        delete_current, inputs=[view.conversation_id, page], outputs=everything, **PRIVATE
+    )
 
-    def list_every_one(cid: str, request: gr.Request) -> dict:
+    def list_every_one(cid: str, token: str, request: gr.Request) -> dict:
+        owner_of(request, page=token)  # resolved here; _listing reuses it
         return _listing(view, service, owner_of, request, cid, every=True)
 
     view.more.click(
         list_every_one,
-        inputs=view.conversation_id,
+        inputs=[view.conversation_id, page],
         outputs=[view.conversations, view.more],
         **PRIVATE,
     )

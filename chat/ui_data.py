@@ -60,32 +60,36 @@ class DataPanel:
     def wire(
         self,
         owner_of: OwnerOf,
+        page: gr.Textbox,
         listing: Callable[[gr.Request], dict],
         reset: Callable[[], dict],
         view_outputs: list,
     ) -> None:
-        """Connect the panel; `reset` empties the chat view made of `view_outputs`."""
+        """Connect the panel; `reset` empties the chat view made of `view_outputs`. Each
+        event sends the page's token (`page`, see chat/doors.py) and resolves its owner with
+        it first: `listing(request)` then lists that owner's conversations."""
         service = self.service
 
-        def set_sharing(on: bool, request: gr.Request) -> None:
-            service.update_settings(owner_of(request), {service.SHARE: on})
+        def set_sharing(on: bool, token: str, request: gr.Request) -> None:
+            service.update_settings(owner_of(request, page=token), {service.SHARE: on})
             gr.Info("Sharing with model authors is on." if on else "Sharing is off.")
 
         files = ExportFiles(Path(self.export_file.GRADIO_CACHE) / "parlor-exports")
         service.when_all_deleted(files.forget)
 
-        def export(request: gr.Request):
-            owner = owner_of(request)
+        def export(token: str, request: gr.Request):
+            owner = owner_of(request, page=token)
             path = files.write(owner, service.export(owner))
             return gr.File(value=str(path), visible=True)
 
-        def import_file(file: str | None, request: gr.Request):
+        def import_file(file: str | None, token: str, request: gr.Request):
+            owner = owner_of(request, page=token)
             if not file:
                 return {}
             # Gradio refuses an upload past the import size limit (its max_file_size)
             # before storing it; the service checks the rest.
             try:
-                count = service.import_data(owner_of(request), Path(file).read_text("utf-8"))
+                count = service.import_data(owner, Path(file).read_text("utf-8"))
             except (ServiceError, UnicodeDecodeError) as e:
                 gr.Warning(str(e) if isinstance(e, ServiceError) else "This is not a text file.")
                 return {}
@@ -94,8 +98,8 @@ class DataPanel:
             gr.Info(f"Imported {count} conversation{'s' if count != 1 else ''}.")
             return {**listing(request), self.upload: None}
 
-        def delete_everything(request: gr.Request):
-            count = service.delete_all_conversations(owner_of(request))
+        def delete_everything(token: str, request: gr.Request):
+            count = service.delete_all_conversations(owner_of(request, page=token))
             gr.Info(f"Deleted {count} conversation{'s' if count != 1 else ''}.")
             return {
                 **reset(),
@@ -103,15 +107,20 @@ class DataPanel:
                 self.confirm: gr.update(visible=False),
             }
 
-        self.export.click(export, outputs=self.export_file, **PRIVATE)
+        self.export.click(export, inputs=page, outputs=self.export_file, **PRIVATE)
         self.upload.upload(
-            import_file, inputs=self.upload, outputs=[*view_outputs, self.upload], **PRIVATE
+            import_file,
+            inputs=[self.upload, page],
+            outputs=[*view_outputs, self.upload],
+            **PRIVATE,
         )
         self.delete_all.click(lambda: gr.update(visible=True), outputs=self.confirm, **PRIVATE)
         self.confirm_no.click(lambda: gr.update(visible=False), outputs=self.confirm, **PRIVATE)
-        self.confirm_yes.click(delete_everything, outputs=[*view_outputs, self.confirm], **PRIVATE)
+        self.confirm_yes.click(
+            delete_everything, inputs=page, outputs=[*view_outputs, self.confirm], **PRIVATE
+        )
         if service.data_sharing:
-            self.share.input(set_sharing, inputs=self.share, **PRIVATE)
+            self.share.input(set_sharing, inputs=[self.share, page], **PRIVATE)
 
 
 def build_data_panel(service: ChatService) -> DataPanel:

@@ -23,7 +23,10 @@ import asyncio
 import base64
 import hashlib
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -84,6 +87,8 @@ class OIDCProvider(LoopbackServer):
         self.client_secret = client_secret
         self.expires_in = expires_in
         self.whoami_seconds = 0.0  # how long /api/whoami-v2 takes to answer (a slow Hub)
+        self._whoami_open = threading.Event()  # cleared: whoami answers no one (whoami_held)
+        self._whoami_open.set()
         self._key = RSAKey.generate_key(2048, parameters={"kid": "op-1", "use": "sig"})
         self._user = User("u-123", "alice", "Alice")
         self._fail: str | None = None
@@ -103,6 +108,22 @@ class OIDCProvider(LoopbackServer):
         """Who the next authorizations log in as (until changed)."""
         self._user = User(sub, preferred_username, name or preferred_username)
         return self._user
+
+    @contextmanager
+    def whoami_held(self) -> Iterator[None]:
+        """Within the block, /api/whoami-v2 answers no one: a Hub that does not answer."""
+        self._whoami_open.clear()
+        try:
+            yield
+        finally:
+            self._whoami_open.set()
+
+    def whoami_calls(self, token: str) -> int:
+        """How many times /api/whoami-v2 was asked about `token`."""
+        return sum(
+            r["path"] == "/api/whoami-v2" and r["headers"].get("authorization") == f"Bearer {token}"
+            for r in self.requests
+        )
 
     def fail_next(self, error: str = "access_denied") -> None:
         """The next authorization redirects back with `error` instead of a code."""
@@ -213,6 +234,8 @@ class OIDCProvider(LoopbackServer):
     async def _whoami(self, request: Request) -> Response:
         await self._record(request)
         await asyncio.sleep(self.whoami_seconds)
+        while not self._whoami_open.is_set():
+            await asyncio.sleep(0.01)
         if (found := self._bearer(request)) is None:
             return JSONResponse({"error": "Invalid credentials in Authorization header"}, 401)
         user, _scope = found

@@ -343,7 +343,7 @@ def test_embedded_chat_keeps_history_across_reloads(people, space, sites):
     # The cookie the frame holds: Secure (http://127.0.0.1 is a secure context), SameSite=None,
     # and partitioned under the host site.
     assert me.doc.evaluate("window.isSecureContext") is True
-    [cookie] = [c for c in me.context.cookies() if c["name"] == "parlor-session"]
+    [cookie] = [c for c in me.context.cookies() if c["name"] == "__Host-parlor-session"]
     assert (cookie["secure"], cookie["sameSite"]) == (True, "None")
     assert cookie.get("partitionKey") == "http://localhost", cookie
 

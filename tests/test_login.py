@@ -6,13 +6,18 @@ The app runs with the variables a Space sets (`SYSTEM=spaces`, `OAUTH_*`,
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 import time
 
 import httpx
 import huggingface_hub
 import pytest
-from apprunner import RunningApp
+from apprunner import ROOT, RunningApp
 from gradio_client import Client
+from gradio_events import PageEvents
 from oidc_provider import OIDCProvider
 from test_oidc_provider import browser_like_client
 
@@ -43,6 +48,7 @@ def space(op, tmp_path_factory):
         "OAUTH_CLIENT_SECRET": op.client_secret,
         "OAUTH_SCOPES": "openid profile",
         "OPENID_PROVIDER_URL": op.url,
+        "PARLOR_DATA_SHARING": "true",  # what sign-in does to the sharing setting
     }
     running = RunningApp(tmp_path_factory.mktemp("login") / "data", env=env).wait_ready()
     yield running
@@ -194,6 +200,65 @@ def test_checking_a_token_holds_up_no_one_else(op, space):
         op.whoami_seconds = 0.0
     assert waited < 1.0, f"the server answered no one for {waited:.1f} s"
     assert titles(api) == {"erin's first words"}
+
+
+def test_a_junk_token_is_checked_with_the_hub_once_in_a_while(op, space):
+    """Refusals are remembered: junk tokens sent again and again (20 a second, say) once
+    cost a call to the Hub each."""
+    junk = "hf_junk_token_sent_again_and_again"
+    for _ in range(5):
+        refused = http_chat(space, "let me in", headers={"x-hf-authorization": f"Bearer {junk}"})
+        assert refused.status_code == 401 and "token was refused" in refused.json()["error"]
+    assert op.whoami_calls(junk) == 1
+
+
+def test_a_token_sent_to_the_chat_page_holds_up_no_one(op, space):
+    """The chat page's own message event takes the token of an `x-hf-authorization` header
+    too: it was checked with the Hub on the event loop, so while the Hub took its time no
+    one else's request was answered. Here the Hub answers only once /healthz has."""
+    junk = "hf_junk_token_sent_to_the_page"
+    events = PageEvents(space.url)
+    submit = events.event("message", "submit")
+    outcome: list[dict] = []
+
+    def send() -> None:
+        headers = {"x-hf-authorization": f"Bearer {junk}"}
+        with httpx.Client(timeout=120, headers=headers) as caller:
+            outcome.append(events.run(caller, submit, "junk-token-page", {0: "hello"}))
+
+    with op.whoami_held():
+        sender = threading.Thread(target=send)
+        sender.start()
+        while not op.whoami_calls(junk):  # the server now waits for the Hub
+            time.sleep(0.02)
+        health = httpx.get(space.url + "healthz", timeout=20)
+        assert health.status_code == 200, "someone else is answered while the Hub is silent"
+    sender.join(120)
+    assert not outcome[0]["success"] and "token was refused" in json.dumps(outcome[0])
+
+
+def test_sharing_follows_the_account_after_sign_in(op, space, tmp_path):
+    """A visitor sharing with model authors signs in to an account that does not share: the
+    account's setting wins, and what the visitor had shared is not handed over."""
+    owner = Browser(space)
+    owner.login(op, "u-frank", "frank")
+    share = "share_with_model_authors"
+    owner.client().predict({share: False}, api_name="/update_settings")
+
+    visiting = Browser(space)
+    visiting.client().predict({share: True}, api_name="/update_settings")
+    chat(visiting.client(), "frank-shared-while-visiting-612")
+    visiting.login(op, "u-frank", "frank")
+    assert visiting.client().predict(api_name="/settings") == {share: False}
+    assert titles(visiting.client()) == {"frank-shared-while-visiting-612"}
+
+    out = tmp_path / "shared"
+    env = {"PARLOR_DATA_DIR": str(space.data_dir), "PATH": "/usr/bin:/bin"}
+    subprocess.run(
+        [sys.executable, "-m", "chat.sharing", "--out", str(out)], cwd=ROOT, env=env, check=True
+    )
+    handed = "".join(p.read_text() for p in out.glob("*.jsonl"))
+    assert "frank-shared-while-visiting-612" not in handed
 
 
 def test_bad_token_is_an_error_not_anonymous(space):

@@ -10,7 +10,10 @@ import httpx
 import pytest
 from apprunner import ROOT, RunningApp
 from gradio_client import Client
+from test_adopt import account, service_on, visitor
 
+from chat import sharing
+from chat.history import History
 from chat.identity import COOKIE_NAME
 
 
@@ -191,3 +194,58 @@ def test_sharing_is_opt_in_and_recorded(sharing_app, tmp_path):
         [sys.executable, "-m", "chat.sharing", "--out", str(out2)], cwd=ROOT, env=env, check=True
     )
     assert not list(out2.glob("*.jsonl"))
+
+
+CONSENT = {"at": "2000-01-01T00:00:00.000000+00:00", "model": "m"}
+
+
+def shared_texts(history: History) -> list[str]:
+    return [
+        m["content"]
+        for rows in sharing.consented(history).values()
+        for r in rows
+        for m in r["messages"]
+    ]
+
+
+def test_conversations_moved_at_sign_in_follow_the_accounts_sharing(tmp_path):
+    """A visitor who shares signs in to an account that does not: the account's "off" wins
+    the settings, so the page says sharing is off, and the moved conversations must not be
+    shared either (their consent came along with them)."""
+    history = History(tmp_path)
+    service = service_on(history, data_sharing=True)
+    me, mine = visitor(5), account("no-share")
+    service.update_settings(mine, {service.SHARE: False})
+    service.update_settings(me, {service.SHARE: True})
+    cid = history.create_conversation(
+        me.id, model="m", first_message="moved-consent-777", consent=CONSENT
+    )["id"]
+    assert shared_texts(history) == ["moved-consent-777"]
+
+    assert service.adopt(mine, me) == 1
+    assert service.settings(mine) == {service.SHARE: False}
+    assert history.conversation_row(mine.id, cid)["consent"] is None
+    assert shared_texts(history) == []
+
+
+def test_an_account_without_a_setting_takes_the_visitors_sharing(tmp_path):
+    history = History(tmp_path)
+    service = service_on(history, data_sharing=True)
+    me, mine = visitor(6), account("fresh")
+    service.update_settings(me, {service.SHARE: True})
+    history.create_conversation(me.id, model="m", first_message="still-shared-778", consent=CONSENT)
+    assert service.adopt(mine, me) == 1
+    assert service.settings(mine) == {service.SHARE: True}
+    assert shared_texts(history) == ["still-shared-778"]
+
+
+def test_sharing_exports_only_people_whose_setting_is_on(tmp_path):
+    """A conversation's consent alone is not enough: its owner must share now (consents
+    stored before sign-in followed the setting, or written by an older Parlor)."""
+    history = History(tmp_path)
+    sharer, stopped, never = visitor(7), visitor(8), visitor(9)
+    history.update_settings(sharer.id, {"share_with_model_authors": True})
+    history.update_settings(stopped.id, {"share_with_model_authors": False})
+    for owner, text in ((sharer, "on-779"), (stopped, "off-780"), (never, "unset-781")):
+        history.create_conversation(owner.id, model="m", first_message=text, consent=CONSENT)
+    assert shared_texts(history) == ["on-779"]
