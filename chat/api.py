@@ -177,7 +177,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
 
     def export(request: gr.Request = None, oauth_token: gr.OAuthToken | None = None) -> dict:
         """All your data as one JSON document (format "parlor-export", version 1)."""
-        return service.export(owner_of(request, oauth_token))
+        return _guard(lambda: service.export(owner_of(request, oauth_token)))
 
     def import_(
         data: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
