@@ -277,10 +277,11 @@ def test_chatting_goes_on_when_the_settings_are_damaged(app, people):
     cid, _ = started(me)
     assert me.ask("update_settings", {"share_with_model_authors": True})[1] == ""
     path = conversation_file(app, cid).parent.parent / "settings.json"
-    path.write_bytes(path.read_bytes()[:10])
+    damaged = path.read_bytes()[:10]
+    path.write_bytes(damaged)
     assert me.chat("go on", cid) == (cid, "go on")
     assert me.gradio_chat("and on", cid) == (cid, "and on")
-    assert path.read_bytes() == path.read_bytes()[:10]
+    assert path.read_bytes() == damaged
 
 
 SECRET_DAMAGE = {
@@ -353,12 +354,13 @@ def test_the_app_starts_on_a_damaged_store_and_the_person_is_told(tmp_path, srv)
         assert error == "" and kept in [c["id"] for c in listed]
         assert "damaged" in me.ask("conversation", cid)[1]
         assert "damaged" in me.ask("settings")[1]
-        assert me.chat("still here", kept) == (kept, "still here")
         assert other.messages(theirs) == [("user", "theirs"), ("assistant", "theirs")]
+        assert other.chat("theirs again", theirs) == (theirs, "theirs again")
         assert path.read_bytes() == damaged[path]
         assert (owner / "settings.json").read_bytes() == b"[]"
         aside = [index, *index.parent.glob("index.json.damaged-*")]
         assert damaged[index] in [p.read_bytes() for p in aside]
+        assert me.chat("still here", kept) == (kept, "still here")
     finally:
         second.stop()
     assert "Traceback" not in second.log(), second.log()
@@ -384,22 +386,17 @@ def small_disk(where: Path, size: str = "8m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def fill(disk: Path) -> Path:
-    """Fill the file system until a write fails with ENOSPC; the filler's path."""
-    filler = disk / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
-    with contextlib.suppress(OSError):  # the last bytes that fit, a few at a time
-        with open(disk / "crumbs", "wb") as f:
-            while True:
-                f.write(b"\0" * 64)
-                f.flush()
-    return filler
+def fill(disk: Path) -> list[Path]:
+    """Fill the file system until even a few bytes no longer fit; the fillers' paths."""
+    fillers = [disk / "filler", disk / "crumbs"]
+    for path, size in zip(fillers, (65536, 64), strict=True):
+        with open(path, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+    return fillers
 
 
 def test_a_full_disk_keeps_the_previous_version_and_says_so(tmp_path, srv):
@@ -412,7 +409,7 @@ def test_a_full_disk_keeps_the_previous_version_and_says_so(tmp_path, srv):
             cid, path = started(me)
             before = path.read_bytes()
             listed = me.ask("conversations")[0]
-            filler = fill(disk)
+            fillers = fill(disk)
 
             for send in (me.chat, me.gradio_chat):
                 text = f"words that must not be lost via {send.__name__}"
@@ -424,10 +421,9 @@ def test_a_full_disk_keeps_the_previous_version_and_says_so(tmp_path, srv):
                 assert got == "" and "could not be stored" in error, error
             assert me.ask("conversations")[0] == listed, "nothing half-stored is listed"
             temporary = [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
-            assert temporary == [], "no half-written temporary file holds the space"
 
-            filler.unlink()
-            (disk / "crumbs").unlink()
+            for filler in fillers:
+                filler.unlink()
             assert me.chat("now it fits", cid) == (cid, "now it fits")
             assert me.messages(cid) == [
                 ("user", "my first words"),
@@ -435,6 +431,7 @@ def test_a_full_disk_keeps_the_previous_version_and_says_so(tmp_path, srv):
                 ("user", "now it fits"),
                 ("assistant", "now it fits"),
             ]
+            assert temporary == [], "no half-written temporary file held the space"
         finally:
             app.stop()
     log = app.log()
