@@ -424,8 +424,29 @@ def as_stored(message: dict) -> tuple:
     return (message["role"], message["content"])
 
 
+def exported_document(*conversations: dict) -> dict:
+    return {"format": "parlor-export", "version": 1, "conversations": list(conversations)}
+
+
+def imported(cid: object, content: object = "hi", title: object = "t") -> dict:
+    """A conversation of an export document, with these fields."""
+    return {
+        "id": cid,
+        "title": title,
+        "model": "echo",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "updated_at": "2026-01-01T00:00:00+00:00",
+        "messages": [{"role": "user", "content": content}],
+    }
+
+
 @fuzz
 @given(document=documents())
+@example(exported_document(imported("a" * 32, content="lone \ud800 surrogate")))
+@example(exported_document(imported("b" * 32, title="\udfff")))
+@example(exported_document(imported("c" * 32, content="a\x00b"), imported("c" * 32, "again")))
+@example(exported_document(imported("../../../secret.key"), imported("0" * 31 + "/")))
+@example(exported_document(imported(["d" * 32]), imported({"id": "e" * 32})))
 def test_import_takes_any_document(person, document):
     before = {c["id"] for c in listing(person)}
     outcome = call(person, "import", [json.dumps(document)])
