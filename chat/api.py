@@ -36,6 +36,10 @@ def _guard(fn: Callable[[], Any]) -> Any:
         raise _refuse(DAMAGED) from None
 
 
+# The errors of a write the disk refused (other OSErrors, such as TimeoutError, are not).
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
 def not_stored(error: OSError) -> str:
     """What a person reads when their message could not be written (a full disk...)."""
     full = error.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -74,6 +78,8 @@ async def _frames(updates: AsyncIterator[ChatUpdate]) -> AsyncIterator[tuple[str
     except CorruptFile:
         raise _refuse(DAMAGED) from None
     except OSError as e:  # the message could not be written: say so, never a bare "error"
+        if e.errno not in DISK_ERRORS:
+            raise
         raise _refuse(not_stored(e)) from None
 
 
