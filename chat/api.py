@@ -2,20 +2,85 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import errno
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import gradio as gr
 
 from .doors import OwnerOf, owner_off_loop
-from .service import ChatService, ServiceError
+from .history import CorruptFile
+from .service import ChatService, ChatUpdate, ServiceError
+
+# A stored file that cannot be read (see `history.CorruptFile`): it is left as it was.
+DAMAGED = (
+    "Some of your stored data is damaged and cannot be read: it has been left untouched so "
+    "that it can be recovered. Your other conversations are not affected."
+)
+NOT_STORED = (
+    "Your message could not be stored: the server could not write to its disk{why}. "
+    "Nothing was saved; send your message again later."
+)
+
+
+def _refuse(message: str) -> gr.Error:
+    return gr.Error(message, print_exception=False)
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except ServiceError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+        raise _refuse(str(e)) from None
+    except CorruptFile:
+        raise _refuse(DAMAGED) from None
+
+
+# The errors of a write the disk refused (other OSErrors, such as TimeoutError, are not).
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def not_stored(error: OSError) -> str:
+    """What a person reads when their message could not be written (a full disk...)."""
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return NOT_STORED.format(why=" (it is full)" if full else "")
+
+
+def text(value: object, name: str, *, stored: bool = True) -> str:
+    """A text argument as sent by any client, or a clear refusal. Text to be `stored` must
+    be UTF-8, which a lone surrogate (valid in JSON, "\\ud800") cannot be written in; an id
+    is only looked up, and one of any shape is simply not found."""
+    if value is None:  # an argument left out
+        return ""
+    if not isinstance(value, str):
+        raise _refuse(f"'{name}' must be text.")
+    if not stored:
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _refuse(
+            f"'{name}' holds characters that are not valid Unicode (lone surrogates). "
+            "Remove them and send it again."
+        ) from None
+    return value
+
+
+async def _frames(updates: AsyncIterator[ChatUpdate]) -> AsyncIterator[tuple[str, str]]:
+    """A streamed answer's [conversation_id, answer so far] pairs; its failure as gr.Error."""
+    try:
+        async for update in updates:
+            if update.done and update.failed:
+                raise _refuse(update.notice)
+            yield update.conversation_id, update.text
+    except ServiceError as e:
+        raise _refuse(str(e)) from None
+    except CorruptFile:
+        raise _refuse(DAMAGED) from None
+    except OSError as e:  # the message could not be written: say so, never a bare "error"
+        if e.errno not in DISK_ERRORS:
+            raise
+        raise _refuse(not_stored(e)) from None
 
 
 def register_api(service: ChatService, owner_of: OwnerOf) -> None:
@@ -35,6 +100,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         model_id: str = "", request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
         """Start an empty conversation with a model (the default one when model_id is empty)."""
+        model_id = text(model_id, "model_id")
         return _guard(lambda: service.new_conversation(owner_of(request, oauth_token), model_id))
 
     # Gradio reads the return annotation to type the endpoint's outputs: this streams
@@ -47,32 +113,27 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         oauth_token: gr.OAuthToken | None = None,
     ) -> tuple[str, str]:
         """Send a message and stream the answer; an empty conversation_id starts a new one."""
+        message = text(message, "message")
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        model_id = text(model_id, "model_id")
         owner = await owner_off_loop(owner_of, request, oauth_token)
-        try:
-            async for update in service.send(owner, message, conversation_id, model_id):
-                if update.done and update.failed:
-                    raise gr.Error(update.notice, print_exception=False)
-                yield update.conversation_id, update.text
-        except ServiceError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+        async for frame in _frames(service.send(owner, message, conversation_id, model_id)):
+            yield frame
 
     async def retry(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> tuple[str, str]:
         """Write the last answer of a conversation again; streams like /chat."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
         owner = await owner_off_loop(owner_of, request, oauth_token)
-        try:
-            async for update in service.retry(owner, conversation_id):
-                if update.done and update.failed:
-                    raise gr.Error(update.notice, print_exception=False)
-                yield update.conversation_id, update.text
-        except ServiceError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+        async for frame in _frames(service.retry(owner, conversation_id)):
+            yield frame
 
     def stop(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
         """Stop the answer being written in a conversation; what was written is kept."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
         return {"stopped": service.stop(owner_of(request, oauth_token), conversation_id)}
 
     def conversations(
@@ -80,12 +141,15 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
     ) -> list[dict]:
         """Your conversations, newest first: id, title, model, updated_at (the newest `limit`
         of them when limit > 0, all of them otherwise)."""
-        return service.conversations(owner_of(request, oauth_token), int(limit or 0))
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+            raise _refuse("'limit' must be a whole number.")
+        return service.conversations(owner_of(request, oauth_token), limit or 0)
 
     def conversation(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
         """One of your conversations with all its messages."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
         return _guard(lambda: service.conversation(owner_of(request, oauth_token), conversation_id))
 
     def rename_conversation(
@@ -95,6 +159,8 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         oauth_token: gr.OAuthToken | None = None,
     ) -> dict:
         """Give one of your conversations a new title."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        title = text(title, "title")
         return _guard(
             lambda: service.rename_conversation(
                 owner_of(request, oauth_token), conversation_id, title
@@ -105,6 +171,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
         """Delete one of your conversations from disk, for good."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
         return {
             "deleted": service.delete_conversation(owner_of(request, oauth_token), conversation_id)
         }
@@ -117,19 +184,20 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
 
     def export(request: gr.Request = None, oauth_token: gr.OAuthToken | None = None) -> dict:
         """All your data as one JSON document (format "parlor-export", version 1)."""
-        return service.export(owner_of(request, oauth_token))
+        return _guard(lambda: service.export(owner_of(request, oauth_token)))
 
     def import_(
         data: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
         """Add the conversations of a JSON document made by /export to yours."""
+        data = text(data, "data")
         return {
             "imported": _guard(lambda: service.import_data(owner_of(request, oauth_token), data))
         }
 
     def settings(request: gr.Request = None, oauth_token: gr.OAuthToken | None = None) -> dict:
         """Your settings."""
-        return service.settings(owner_of(request, oauth_token))
+        return _guard(lambda: service.settings(owner_of(request, oauth_token)))
 
     def update_settings(
         settings: dict, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None

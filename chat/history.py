@@ -63,11 +63,35 @@ MAX_TITLE_CHARS = 200  # a title is a line in the sidebar; its first words could
 
 
 class CorruptFile(Exception):
-    """A stored file is not valid JSON. It is left untouched so nothing is lost."""
+    """A stored file is not UTF-8 JSON of the store's shape. It is left untouched so nothing
+    is lost."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(f"stored file is damaged: {path}")
         self.path = path
+
+
+# The text fields without which a row of these tables cannot be used (others: any row).
+_REQUIRED = {
+    "conversation": ("id", "model"),
+    "conversations": ("id",),
+    "messages": ("role", "content"),
+}
+
+
+def _well_formed(data: object) -> bool:
+    """Whether parsed JSON has the shape TinyDB and this store expect: tables of rows (dicts
+    under their doc ids), each row with the text fields its table needs."""
+    if not isinstance(data, dict):
+        return False
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            return False
+        required = _REQUIRED.get(name, ())
+        for row in table.values():
+            if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in required):
+                return False
+    return True
 
 
 class AtomicJSONStorage(Storage):
@@ -88,11 +112,13 @@ class AtomicJSONStorage(Storage):
                 text = self.path.read_text(encoding="utf-8")
             except FileNotFoundError:
                 return None
+            except UnicodeDecodeError:
+                raise CorruptFile(self.path) from None
             try:
                 data = json.loads(text)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise CorruptFile(self.path) from None
-            if not isinstance(data, dict):
+            if not _well_formed(data):
                 raise CorruptFile(self.path)
             self._data = data
         return self._data

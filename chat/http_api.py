@@ -20,7 +20,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
+from .api import DAMAGED, DISK_ERRORS, not_stored
 from .doors import OwnerOf, owner_off_loop
+from .history import CorruptFile
 from .service import BUSY, NOT_FOUND, ChatService, ChatUpdate, ServiceError
 
 PATH = "/api/chat"
@@ -69,6 +71,11 @@ async def _events(first: ChatUpdate, updates: AsyncIterator[ChatUpdate]) -> Asyn
             update = await anext(updates, None)
     except ServiceError as e:
         yield _event("error", {"error": str(e)})
+    except CorruptFile:
+        yield _event("error", {"error": DAMAGED})
+    except OSError as e:  # the message could not be written (a full disk): say so
+        log.error("an answer over %s broke: %s (errno %s)", PATH, type(e).__name__, e.errno)
+        yield _event("error", {"error": not_stored(e) if e.errno in DISK_ERRORS else BROKEN})
     except Exception as e:  # never the text: it may hold the message
         log.error("an answer over %s broke: %s", PATH, type(e).__name__)
         yield _event("error", {"error": BROKEN})
