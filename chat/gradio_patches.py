@@ -201,6 +201,27 @@ def cheap_skips() -> None:
     gr.Blocks.postprocess_data = _postprocess_data  # type: ignore[method-assign]
 
 
+_gradio_validate_inputs = gr.Blocks.validate_inputs
+
+
+def _validate_inputs(self: gr.Blocks, block_fn: BlockFunction, inputs: list[Any]) -> None:
+    try:
+        _gradio_validate_inputs(self, block_fn, inputs)
+    except ValueError:
+        raise gr.Error(
+            f"This endpoint takes {len(block_fn.inputs)} value(s); {len(inputs)} were sent.",
+            print_exception=False,
+        ) from None
+
+
+def clear_arity_errors() -> None:
+    """A call with too few values (`{"data": []}`) fails in `Blocks.validate_inputs` with a
+    ValueError, which Gradio's queue prints as a traceback (`gradio/queueing.py`,
+    `process_events`) and the caller receives as a bare "error". It becomes a gr.Error
+    saying what was missing, and no traceback."""
+    gr.Blocks.validate_inputs = _validate_inputs  # type: ignore[method-assign]
+
+
 def patches(app: gr.routes.App) -> list[Patch]:
     """Parlor's changes to Gradio, for `app`: the Gradio app as mounted, its queue set up."""
     demo = app.get_blocks()
@@ -240,5 +261,11 @@ def patches(app: gr.routes.App) -> list[Patch]:
             cheap_skips,
             GRADIO,
             "answer an output left as gr.skip() without building a component",
+        ),
+        Patch(
+            "clear_arity_errors",
+            clear_arity_errors,
+            GRADIO,
+            "raise a gr.Error (no traceback, a message for the caller) for too few inputs",
         ),
     ]

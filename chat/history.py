@@ -134,13 +134,17 @@ class AtomicJSONStorage(Storage):
         tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
         # json.dumps, not json.dump: only a one-shot encode uses the C encoder (5-10× faster).
         text = json.dumps(self._data, ensure_ascii=False, separators=(",", ":"))
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if mtime_ns is not None:
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            if mtime_ns is not None:
+                os.utime(tmp, ns=(mtime_ns, mtime_ns))
+            os.replace(tmp, self.path)
+        except BaseException:  # a full disk: the previous version stays, and so does its space
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(self.path.parent)  # the rename itself survives a crash only once its folder is
         self._dirty = False
 

@@ -23,6 +23,8 @@ from typing import Literal
 from itsdangerous import BadSignature, Signer, TimestampSigner
 from starlette.requests import cookie_parser
 
+from .settings import MIN_SECRET_CHARS
+
 COOKIE_NAME = "parlor-session"
 # A Secure cookie's name: browsers take a `__Host-` cookie only from HTTPS, for this host
 # alone and path /, so no sibling subdomain or plain-HTTP page can set or shadow it.
@@ -49,8 +51,8 @@ class CookieSigner:
     """Signs and checks anonymous session ids (128+ random bits each)."""
 
     def __init__(self, secret: str) -> None:
-        if len(secret) < 16:
-            raise ValueError("the signing secret must be at least 16 characters")
+        if len(secret) < MIN_SECRET_CHARS:
+            raise ValueError(f"the signing secret must be at least {MIN_SECRET_CHARS} characters")
         self._signer = Signer(secret, salt=_SALT)
 
     @staticmethod

@@ -11,9 +11,11 @@ import logging
 import os
 import sys
 
+from pydantic import ValidationError
+
 from .catalog import CatalogError, load_catalog
 from .local_model import LocalModel
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 
 def main() -> None:
@@ -32,10 +34,13 @@ def main() -> None:
     # Gradio summarises its last 10,000 events with pandas after every event, for a
     # monitoring page Parlor does not serve: up to ~20 ms of CPU per event on a busy server.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000000000")
-    settings = Settings()
     try:
+        settings = Settings()
+        settings.signing_secret()  # a damaged secret.key stops here, before anything starts
         catalog = load_catalog(settings.models)
-    except CatalogError as e:
+    except ValidationError as e:
+        sys.exit(f"Parlor cannot start: {_setting_error(e)}")
+    except (CatalogError, SettingsError) as e:
         sys.exit(f"Parlor cannot start: {e}")
     local = LocalModel(threads=settings.local_threads) if catalog.uses_local() else None
     if local is not None:
@@ -53,3 +58,12 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.enable()
+
+
+def _setting_error(error: ValidationError) -> str:
+    """The first bad setting as one line: the variable, the reason (never the value, which
+    may be a secret)."""
+    first = error.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else "a setting"
+    variable = name if name.isupper() else f"PARLOR_{name.upper()}"
+    return f"the setting {variable} is not valid: {first['msg']}."

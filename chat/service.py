@@ -237,9 +237,14 @@ class ChatService:
 
     def _consent(self, owner: Owner, model: Model) -> dict:
         """The conversation field that marks it as shared, while the person shares (else {})."""
-        if not self.data_sharing or not self.settings(owner).get(self.SHARE):
+        if not self.data_sharing:
             return {}
-        return {"consent": {"at": store.now(), "model": model.id}}
+        try:
+            sharing = self.settings(owner).get(self.SHARE)
+        except store.CorruptFile:  # damaged settings cannot say yes: the chat goes on, unshared
+            log.error("a settings file is damaged and was left untouched")
+            sharing = False
+        return {"consent": {"at": store.now(), "model": model.id}} if sharing else {}
 
     def export(self, owner: Owner) -> dict:
         """All the person's data as one JSON document (schema in `portability`)."""

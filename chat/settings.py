@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SPACE_VOLUME = Path("/data")
+MIN_SECRET_CHARS = 16  # the shortest cookie-signing secret accepted
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,28 @@ class ImportLimits:
     messages: int = 5_000  # in each conversation
     message_chars: int = 16_000  # a person's message, as when sending it
     answer_chars: int = 100_000  # a model's answer
+
+
+class SettingsError(ValueError):
+    """A setting, or a file that stands for one, cannot be used; the message says why."""
+
+
+def _read_secret(path: Path) -> str:
+    """The kept cookie secret. A damaged one is never replaced: every session cookie was
+    signed with it, and a new one would leave every anonymous person without their history."""
+    try:
+        value = path.read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        value, why = "", type(e).__name__
+    else:
+        why = "too short to be a secret"
+    if len(value) < MIN_SECRET_CHARS:
+        raise SettingsError(
+            f"{path} is damaged ({why}) and was left untouched. Restore it from a backup, or "
+            "move it aside to start with a new secret (every anonymous session then starts "
+            "afresh), or set PARLOR_SECRET."
+        )
+    return value
 
 
 class Settings(BaseSettings):
@@ -137,7 +160,7 @@ class Settings(BaseSettings):
             return self.secret
         path = self.data_dir / "secret.key"
         if path.exists():
-            return path.read_text().strip()
+            return _read_secret(path)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         value = secrets.token_urlsafe(48)
         tmp = path.with_suffix(f".{secrets.token_hex(8)}.tmp")

@@ -83,6 +83,7 @@ seen = {
     ),
     "lean_sessions": SessionState.__init__ is gradio_patches._LeanSession.__init__,
     "cheap_skips": gr.Blocks.postprocess_data is gradio_patches._postprocess_data,
+    "clear_arity_errors": gr.Blocks.validate_inputs is gradio_patches._validate_inputs,
     "lean_stream_chunks": _common._format_chat_completion_stream_output
     is hub_patches.read_stream_line,
     "asyncio_read_timeouts": AnyIOStream.read is hub_patches._read,
@@ -96,6 +97,7 @@ PATCH_NAMES = [
     "hot_routes_first",
     "lean_sessions",
     "cheap_skips",
+    "clear_arity_errors",
     "lean_stream_chunks",
     "asyncio_read_timeouts",
 ]
