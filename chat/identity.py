@@ -115,9 +115,16 @@ def read_cookie(cookie_header: str, name: str = COOKIE_NAME) -> str | None:
     return cookie_parser(cookie_header).get(name)
 
 
-def _is_https(scope) -> bool:
+def _is_https(scope, *, forwarded_proto: bool) -> bool:
+    """Whether the browser reached Parlor over HTTPS: the connection's own scheme (uvicorn
+    already reads X-Forwarded-Proto from a proxy on this machine), or, behind a proxy the
+    deployer declares (or a Space's), the proxy's X-Forwarded-Proto."""
+    if scope.get("scheme") == "https":
+        return True
+    if not forwarded_proto:
+        return False
     forwarded = dict(scope["headers"]).get(b"x-forwarded-proto", b"").decode("latin-1")
-    return scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https"
+    return forwarded.split(",")[0].strip() == "https"
 
 
 def _with_session(cookie_header: str, signed: str) -> str:
@@ -141,10 +148,12 @@ class SessionCookieMiddleware:
         signer: CookieSigner,
         policy: CookiePolicy,
         is_retired: Callable[[str], bool] = lambda owner_id: False,
+        forwarded_proto: bool = False,
     ) -> None:
         self.app = app
         self.signer = signer
         self.policy = policy
+        self.forwarded_proto = forwarded_proto  # X-Forwarded-Proto comes from a trusted proxy
         self.is_retired = is_retired  # ids moved to an account at login reach nothing
 
     async def __call__(self, scope, receive, send) -> None:
@@ -154,7 +163,7 @@ class SessionCookieMiddleware:
         cookie_header = "; ".join(
             v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"
         )
-        https = _is_https(scope)
+        https = _is_https(scope, forwarded_proto=self.forwarded_proto)
         signed, set_cookies = self._known(cookie_header, https=https)
         scope.setdefault("state", {})[COOKIE_STATE] = signed is not None
         if signed is None:

@@ -190,7 +190,12 @@ def create_app(
         max_age=settings.cookie_max_age_days * 24 * 3600,
     )
     app.add_middleware(
-        SessionCookieMiddleware, signer=signer, policy=policy, is_retired=history.is_retired
+        SessionCookieMiddleware,
+        signer=signer,
+        policy=policy,
+        is_retired=history.is_retired,
+        # A Space's proxy sets X-Forwarded-Proto (it ends TLS); elsewhere, only a declared one.
+        forwarded_proto=settings.trusted_proxy or settings.on_space,
     )
     if settings.login_enabled:
         app.add_middleware(DeclinedSignIn)

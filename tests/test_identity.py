@@ -60,12 +60,17 @@ def test_owner_from_cookie():
         owner_from_cookies({COOKIE_NAME: "forged"}, signer)
 
 
-def _app(signer: CookieSigner, policy: CookiePolicy | None = None) -> TestClient:
+def _app(
+    signer: CookieSigner, policy: CookiePolicy | None = None, *, forwarded_proto: bool = False
+) -> TestClient:
     async def whoami(request):
         return PlainTextResponse(owner_from_cookies(request.cookies, signer).id)
 
     app = SessionCookieMiddleware(
-        Starlette(routes=[Route("/", whoami)]), signer=signer, policy=policy or CookiePolicy()
+        Starlette(routes=[Route("/", whoami)]),
+        signer=signer,
+        policy=policy or CookiePolicy(),
+        forwarded_proto=forwarded_proto,
     )
     return TestClient(app, base_url="http://127.0.0.1")
 
@@ -97,6 +102,18 @@ def test_https_cookie_works_in_iframes():
     plain = policy.header("v", https=False)
     assert "SameSite=Lax" in plain and "Secure" not in plain
     assert "Secure" in CookiePolicy(secure="always").header("v", https=False)
+
+
+def test_x_forwarded_proto_counts_only_from_a_declared_proxy():
+    """Over plain HTTP, a client's own `X-Forwarded-Proto: https` made its cookie `Secure`
+    (which the browser then drops on plain HTTP) and `__Host-` named: only a proxy the
+    deployer declares (or a Space's, which ends TLS) says how the browser connected."""
+    claim = {"x-forwarded-proto": "https"}
+    direct = _app(CookieSigner(SECRET)).get("/", headers=claim).headers["set-cookie"]
+    assert direct.startswith(COOKIE_NAME + "=") and "Secure" not in direct
+    proxied = _app(CookieSigner(SECRET), forwarded_proto=True).get("/", headers=claim)
+    assert proxied.headers["set-cookie"].startswith(SECURE_COOKIE_NAME + "=")
+    assert "Secure" in proxied.headers["set-cookie"]
 
 
 def test_another_apps_cookie_that_is_not_rfc_2109_hides_nothing():
