@@ -146,9 +146,13 @@ from chat.history import History, new_id
 from chat.identity import CookieSigner, anonymous_id
 secret, data_dir, cookie = sys.argv[1:4]
 owner = anonymous_id(CookieSigner(secret).unsign(cookie))
+store = History(Path(data_dir))
 for conv in json.load(sys.stdin)["conversations"]:
     messages = [{"id": new_id(), **m} for m in conv.pop("messages")]
-    History(Path(data_dir)).add_conversation(owner, conv, messages)
+    if hasattr(store, "add_conversations"):  # since issue 17's fixes
+        store.add_conversations(owner, [(conv, messages)])
+    else:
+        store.add_conversation(owner, conv, messages)
 """
 
 
