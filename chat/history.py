@@ -55,6 +55,8 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from .locks import KeyedLocks
+
 log = logging.getLogger("parlor.history")
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -249,36 +251,13 @@ class _Listing:
     unindexed: set[str] = field(default_factory=set)  # rows the index does not hold yet
 
 
-class _FileLocks:
-    """One re-entrant lock per file, kept only while a thread holds it or waits for it: a
-    table of every file ever touched would grow by ~1 KiB with each new person, forever."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._held: dict[Path, tuple[threading.RLock, list[int]]] = {}  # lock, [users]
-
-    @contextmanager
-    def hold(self, path: Path) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._held.setdefault(path, (threading.RLock(), [0]))
-            users[0] += 1
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                users[0] -= 1
-                if not users[0]:
-                    del self._held[path]
-
-
 class History:
     """Per-owner conversations and messages, kept in TinyDB files under `root`."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root) / "owners"
         self.root.mkdir(parents=True, exist_ok=True)
-        self._locks = _FileLocks()
+        self._locks = KeyedLocks()  # one per file
         self._listings: OrderedDict[str, _Listing] = OrderedDict()  # least recent first
         self._listings_guard = threading.Lock()
 

@@ -254,7 +254,7 @@ def test_listings_kept_in_memory_are_bounded(store, monkeypatch):
 def _wait_for_waiter(store: History, path) -> None:
     """Until a second thread waits for the lock of `path`, which this thread holds."""
     deadline = time.monotonic() + 10
-    while store._locks._held.get(path, (None, [0]))[1][0] < 2:
+    while store._locks.users(path) < 2:
         assert time.monotonic() < deadline, "the writer never came to the file's lock"
         time.sleep(0.001)
 
