@@ -16,20 +16,31 @@ send back (see `chat/doors.py`).
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import parse_qs
 
 from itsdangerous import BadSignature, Signer, TimestampSigner
 from starlette.requests import cookie_parser
+from starlette.responses import PlainTextResponse
 
 from .settings import MIN_SECRET_CHARS
+
+# Gradio 6's routes that read a session's events by its hash (gradio/routes.py).
+HEARTBEAT = "/gradio_api/heartbeat/"
+QUEUE_DATA = "/gradio_api/queue/data"
+OPEN = ""  # SessionHashes: a session hash first used without a cookie
 
 COOKIE_NAME = "parlor-session"
 # A Secure cookie's name: browsers take a `__Host-` cookie only from HTTPS, for this host
 # alone and path /, so no sibling subdomain or plain-HTTP page can set or shadow it.
 SECURE_COOKIE_NAME = "__Host-" + COOKIE_NAME
 COOKIE_STATE = "parlor_cookie_came_back"  # request.state: did the browser send a valid cookie?
+SESSION_STATE = "parlor_session"  # request.state: the signed session this request acts as
+# request.state: the signed session of a cookie retired at sign-in, replaced on this request
+REPLACED_STATE = "parlor_replaced_session"
 _SALT = "parlor-session-v1"
 _PAGE_SALT = "parlor-page-v1"  # page tokens are never valid cookies, nor the reverse
 
@@ -165,11 +176,16 @@ class SessionCookieMiddleware:
         )
         https = _is_https(scope, forwarded_proto=self.forwarded_proto)
         signed, set_cookies = self._known(cookie_header, https=https)
-        scope.setdefault("state", {})[COOKIE_STATE] = signed is not None
+        state = scope.setdefault("state", {})
+        state[COOKIE_STATE] = signed is not None
         if signed is None:
+            retired = self._retired(cookie_header, https=https)
+            if retired:
+                state[REPLACED_STATE] = retired
             signed = self.signer.sign(self.signer.new_session_id())
             set_cookies = [self.policy.header(signed, https=https)]
-        elif not set_cookies and self.policy.name(https=https) == COOKIE_NAME:
+        state[SESSION_STATE] = signed
+        if not set_cookies and self.policy.name(https=https) == COOKIE_NAME:
             await self.app(scope, receive, send)  # the cookie is already as the app reads it
             return
         headers = [(k, v) for k, v in scope["headers"] if k != b"cookie"]
@@ -197,6 +213,84 @@ class SessionCookieMiddleware:
         if session_id is None or self.is_retired(anonymous_id(session_id)):
             return None, []
         return signed, set_cookies
+
+    def _retired(self, cookie_header: str, *, https: bool) -> str | None:
+        """The signed cookie the browser sent if its session was retired (moved to an
+        account at sign-in), else None."""
+        for name in {self.policy.name(https=https), COOKIE_NAME}:
+            signed = read_cookie(cookie_header, name)
+            session_id = self.signer.unsign(signed)
+            if session_id is not None and self.is_retired(anonymous_id(session_id)):
+                return signed
+        return None
+
+
+class SessionHashes:
+    """Pure ASGI middleware, inside `SessionCookieMiddleware`: a Gradio session hash
+    belongs to the browser that first used it with a valid session cookie.
+
+    The page makes its session hash up (`Math.random`) and sends it in URLs; Gradio streams
+    every event of a session to whoever asks `/queue/data?session_hash=` for it. So a hash,
+    once seen with a cookie (the page's heartbeat, at load), is refused (403) on those
+    routes to any other browser. A cookie retired at sign-in hands its hashes on to the
+    cookie that replaced it. A hash first used without a cookie (a page whose browser
+    keeps none) stays as open as Gradio makes it, so that no one can take it over later
+    (see docs/deploy.md)."""
+
+    def __init__(self, app, *, kept: int = 50_000) -> None:
+        self.app = app
+        self.kept = kept
+        self._owners: OrderedDict[str, str] = OrderedDict()  # hash -> signed session
+        # A cookie issued in place of one retired at sign-in -> the first of that line.
+        self._roots: OrderedDict[str, str] = OrderedDict()
+
+    def _remember(self, table: OrderedDict[str, str], key: str, value: str) -> None:
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > self.kept:
+            table.popitem(last=False)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        browser = self._browser(scope.get("state", {}))  # every request: it learns lines
+        session_hash = _session_hash(scope)
+        if session_hash and not self._allowed(session_hash, browser):
+            response = PlainTextResponse("This page session is not yours.", status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _browser(self, state: dict) -> str:
+        """Who the browser is: its valid cookie, or the retired cookie it still presents
+        (one line: cookies issued in place of a retired one count as it), else OPEN."""
+        if replaced := state.get(REPLACED_STATE):
+            root = self._roots.get(replaced, replaced)
+            self._remember(self._roots, state[SESSION_STATE], root)
+            return root
+        if state.get(COOKIE_STATE):
+            return self._roots.get(state[SESSION_STATE], state[SESSION_STATE])
+        return OPEN
+
+    def _allowed(self, session_hash: str, browser: str) -> bool:
+        owner = self._owners.get(session_hash)
+        if owner is None:
+            self._remember(self._owners, session_hash, browser)
+            return True
+        return owner in (OPEN, browser)
+
+
+def _session_hash(scope) -> str:
+    """The session hash of a request that reads a Gradio session's events, else ""."""
+    path = scope.get("path", "")
+    if path.startswith(HEARTBEAT):
+        return path[len(HEARTBEAT) :]
+    if path == QUEUE_DATA:
+        return parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash", [""])[
+            0
+        ]
+    return ""
 
 
 def anonymous_id(session_id: str) -> str:

@@ -28,6 +28,7 @@ from .identity import (
     CookieSigner,
     PageSigner,
     SessionCookieMiddleware,
+    SessionHashes,
 )
 from .local_model import LocalModel
 from .security import BodyLimit, SecurityMiddleware
@@ -189,6 +190,7 @@ def create_app(
         partitioned=settings.cookie_partitioned,
         max_age=settings.cookie_max_age_days * 24 * 3600,
     )
+    app.add_middleware(SessionHashes)  # inside the cookie middleware: it reads its verdict
     app.add_middleware(
         SessionCookieMiddleware,
         signer=signer,

@@ -58,3 +58,25 @@ def stranger_listing(events: PageEvents, more: dict, session_hash: str, data: di
     update = done["output"]["data"][0]
     assert update["__type__"] == "update" and "choices" in update, update
     return json.dumps(update)
+
+
+def test_a_pages_event_stream_is_its_own(people, app):
+    """Gradio streams a session's events to whoever asks `/queue/data` with its hash, and
+    the page sends that hash in URLs. Once the page has used it with its cookie, someone
+    else naming it (with no cookie, or a cookie of their own) is refused, and the page goes
+    on chatting."""
+    me = people(app.url).open()
+    with me.page.expect_request(lambda r: "/queue/join" in r.url) as joined:
+        me.chat("A secret about the heron-ledger.")
+    session_hash = joined.value.post_data_json["session_hash"]
+    stream = app.url + "gradio_api/queue/data"
+    for with_a_cookie in (False, True):
+        with httpx.Client(timeout=10) as stranger:
+            if with_a_cookie:
+                stranger.get(app.url)  # a valid cookie, of their own
+            with stranger.stream("GET", stream, params={"session_hash": session_hash}) as r:
+                assert r.status_code == 403, "someone else read the page's event stream"
+            beat = stranger.get(app.url + f"gradio_api/heartbeat/{session_hash}")
+            assert beat.status_code == 403
+    answer = me.chat("And another?")
+    assert me.messages()[-1] == ("bot", answer)
