@@ -1,4 +1,5 @@
-"""Where Parlor changes Gradio's own behaviour, each found with a profiler (README, "Performance").
+"""Where Parlor changes Gradio's own behaviour, each found with a profiler (docs/performance.md;
+docs/upstream.md says what would make each unnecessary).
 
 These reach into Gradio 6.31.0's internals, not its public API: each applies on the versions
 it was written for only (`chat.patches`), and says what it replaces and why. What would make

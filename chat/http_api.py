@@ -3,7 +3,7 @@
 Gradio runs every event through its queue (`gradio/queueing.py`, `Queue.process_events`,
 then `gradio/routes.py`, `queue_data`, for the stream): several milliseconds of CPU for
 each chat it sets up, which is what keeps a 2-core machine from starting hundreds of chats
-at the same instant (the README's performance section has the figures). This door takes
+at the same instant (docs/performance.md has the figures). This door takes
 the same identity (session cookie; sign-in or Hugging Face token when login is on) and calls
 the same `ChatService.send` as the Gradio `/chat` endpoint, and streams its frames as
 Server-Sent Events straight from Starlette, with no queue in between.

@@ -1,4 +1,4 @@
-"""Changes to huggingface_hub's streaming chat, found with py-spy (README, "Performance").
+"""Changes to huggingface_hub's streaming chat, found with py-spy (docs/performance.md).
 
 `AsyncInferenceClient.chat_completion(stream=True)` turns each line of the stream into
 nested `ChatCompletionStreamOutput` dataclasses that are also dicts, each of which copies

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     space_id: str = Field("", validation_alias="SPACE_ID")
     space_host: str = Field("", validation_alias="SPACE_HOST")
     # Gradio's OAuth ("Sign in with Hugging Face"): set by a Space with `hf_oauth: true`, or
-    # by hand to use any OpenID provider (see the README).
+    # by hand to use any OpenID provider (see docs/deploy.md).
     system: str = Field("", validation_alias="SYSTEM")
     oauth_client_id: str = Field("", validation_alias="OAUTH_CLIENT_ID")
     openid_provider_url: str = Field("", validation_alias="OPENID_PROVIDER_URL")
