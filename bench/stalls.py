@@ -22,6 +22,8 @@ And how long A's action took. The actions:
 - junk tokens: with sign-in on (a local OpenID provider whose whoami takes 0.2 s, like a
   real Hub), A sends the page's chat event with a Hugging Face token the Hub refuses (the
   `x-hf-authorization` header), a new one 20 times a second for 5 s.
+- sign-in: with sign-in on, A imports 1,000 conversations as an anonymous visitor, signs
+  in, and sends a message from the page: the visitor's conversations move to the account.
 
 Each is run twice (the machine may be shared with other work: a stall is seconds long, so
 it stands out). `--app-dir DIR` runs the app of another checkout (its `app.py` and
@@ -334,6 +336,50 @@ async def stall_tokens(base: str) -> list[Sample]:
     return [await measure(base, act) for _ in range(RUNS)]
 
 
+class LoopbackSecureCookies(httpx.AsyncHTTPTransport):
+    """Keeps Gradio's `Secure` sign-in cookie over http://127.0.0.1, as browsers do (httpx
+    would never send it back, and sign-in would loop)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        raw = [
+            (k, re.sub(rb";\s*secure\b", b"", v, flags=re.I) if k.lower() == b"set-cookie" else v)
+            for k, v in response.headers.raw
+        ]
+        response.headers = httpx.Headers(raw)
+        return response
+
+
+async def stall_sign_in(base: str, op) -> list[Sample]:
+    """B while A, who has IMPORTED conversations as an anonymous visitor, signs in and sends
+    a message from the page: the visitor's conversations move to the account."""
+    page = ChatDriver.parlor(base, "browser")
+    assert page.main is not None
+    # A's message: the quick model's answer, so that the action is the move, not an answer.
+    data = [QUICK_MODEL if v == BENCH_MODEL else v for v in ChatDriver._data(page.main, "Hi")]
+    document, _ = export_document(IMPORTED, newest_first=False)
+    samples = []
+    for run in range(RUNS):
+        async with person(base, transport=LoopbackSecureCookies()) as a:
+            ready = await call_api(a, base, "import", [document])
+            if not ready.ok:
+                raise RuntimeError(f"could not import {IMPORTED} conversations: {said(ready)}")
+            op.login_as(sub=f"u-bench-{run}-{secrets.token_hex(4)}", preferred_username="a")
+            signed_in = await a.get(base + "login/huggingface?_target_url=/", follow_redirects=True)
+            signed_in.raise_for_status()
+
+            async def act(a: httpx.AsyncClient = a) -> str:
+                s = await call_queue(
+                    a, base, page.main.fn_index, data, session_hash(), trigger=page.main.trigger
+                )
+                listed = await call_api(a, base, "conversations", [0])
+                count = len(listed.final[0]) if listed.ok else said(listed)
+                return f"{'sent' if s.ok else 'failed'}; the account lists {count}"
+
+            samples.append(await measure(base, act))
+    return samples
+
+
 async def stall_delete_all(base: str) -> list[Sample]:
     # Oldest first: each import is the newest yet, which keeps setting up the load cheap.
     document, _ = export_document(DELETED, newest_first=False)
@@ -441,6 +487,8 @@ async def run(report: Report, app_dir: Path) -> None:
                 rows.append(("sign-in on: nobody else acting (baseline)", quiet, quiet))
                 junk = f"sign-in on: junk tokens, {JUNK_RATE}/s for {JUNK_SECONDS} s"
                 rows.append((junk, await stall_tokens(app.url), quiet))
+                moving = f"sign-in on: signing in with {IMPORTED:,} conversations, then a message"
+                rows.append((moving, await stall_sign_in(app.url, op), quiet))
             finally:
                 app.stop()
     add_figures(report, rows)
