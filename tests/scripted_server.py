@@ -22,8 +22,10 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import yaml
 from loopback import LoopbackServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -176,3 +178,18 @@ class ScriptedServer(LoopbackServer):
             return
         yield b"data: {not json\n\n" if scenario == "malformed" else chunk({}, "stop")
         yield _sse("[DONE]")
+
+
+def echo_catalog(root: Path, srv: ScriptedServer) -> Path:
+    """A models.yaml in `root` with one model: `srv`'s echo, as an `openai` endpoint."""
+    models = [
+        {
+            "id": "echo",
+            "name": "Scripted echo",
+            "parameters": {"max_tokens": 64},
+            "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": "echo"}],
+        }
+    ]
+    path = root / "models.yaml"
+    path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+    return path

@@ -18,30 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from apprunner import RunningApp
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from scripted_server import ScriptedServer
+from scripted_server import ScriptedServer, echo_catalog
 
 from chat.identity import COOKIE_NAME
 
 LEAKS = ("Traceback", 'File "', "Exception", "Error:", "errno", "[Errno")
-
-
-def catalog(root: Path, srv: ScriptedServer) -> Path:
-    """A models.yaml with one model: the scripted server's echo."""
-    models = [
-        {
-            "id": "echo",
-            "name": "Scripted echo",
-            "parameters": {"max_tokens": 64},
-            "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": "echo"}],
-        }
-    ]
-    path = root / "models.yaml"
-    path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
-    return path
 
 
 ENV = {"PARLOR_STREAM_FRAME_SECONDS": "0", "PARLOR_DATA_SHARING": "true"}
@@ -57,7 +41,7 @@ def srv() -> Iterator[ScriptedServer]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, srv) -> Iterator[RunningApp]:
     root = tmp_path_factory.mktemp("damaged")
-    running = RunningApp(root / "data", models=catalog(root, srv), env=ENV).wait_ready()
+    running = RunningApp(root / "data", models=echo_catalog(root, srv), env=ENV).wait_ready()
     try:
         yield running
     finally:
@@ -300,7 +284,7 @@ def test_a_damaged_secret_key_is_left_alone(tmp_path, srv, damage):
     data = tmp_path / "data"
     data.mkdir()
     (data / "secret.key").write_bytes(SECRET_DAMAGE[damage])
-    app = RunningApp(data, models=catalog(tmp_path, srv), env={**ENV, "PARLOR_SECRET": ""})
+    app = RunningApp(data, models=echo_catalog(tmp_path, srv), env={**ENV, "PARLOR_SECRET": ""})
     try:
         with contextlib.suppress(RuntimeError):  # "app exited early": judged by its log
             app.wait_ready()
@@ -319,7 +303,7 @@ def test_a_damaged_secret_key_is_left_alone(tmp_path, srv, damage):
 
 def test_the_app_starts_on_a_damaged_store_and_the_person_is_told(tmp_path, srv):
     data = tmp_path / "data"
-    first = RunningApp(data, models=catalog(tmp_path, srv), env=ENV).wait_ready()
+    first = RunningApp(data, models=echo_catalog(tmp_path, srv), env=ENV).wait_ready()
     try:
         me, other = Person(first), Person(first)
         cid, path = started(me)
@@ -339,7 +323,7 @@ def test_the_app_starts_on_a_damaged_store_and_the_person_is_told(tmp_path, srv)
     for file, raw in damaged.items():
         file.write_bytes(raw)
 
-    second = RunningApp(data, models=catalog(tmp_path, srv), env=ENV).wait_ready()
+    second = RunningApp(data, models=echo_catalog(tmp_path, srv), env=ENV).wait_ready()
     try:
         me, other = Person(second), Person(second)
         me.http.cookies.set(COOKIE_NAME, cookies[0])
@@ -402,7 +386,7 @@ def fill(disk: Path) -> list[Path]:
 def test_a_full_disk_keeps_the_previous_version_and_says_so(tmp_path, srv):
     with small_disk(tmp_path / "disk") as disk:
         # The data directory is the small disk itself: the log goes beside it, off it.
-        app = RunningApp(disk, models=catalog(tmp_path, srv), env=ENV)
+        app = RunningApp(disk, models=echo_catalog(tmp_path, srv), env=ENV)
         try:
             app.wait_ready()
             me = Person(app)

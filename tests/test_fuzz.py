@@ -24,13 +24,12 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import yaml
 from apprunner import RunningApp
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from scripted_server import ScriptedServer
+from scripted_server import ScriptedServer, echo_catalog
 
 from chat.identity import COOKIE_NAME
 
@@ -130,16 +129,7 @@ def app(tmp_path_factory) -> Iterator[RunningApp]:
     root = tmp_path_factory.mktemp("fuzz")
     with ScriptedServer() as srv:
         srv.script("echo")
-        models = [
-            {
-                "id": "echo",
-                "name": "Scripted echo",
-                "parameters": {"max_tokens": 64},
-                "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": "echo"}],
-            }
-        ]
-        catalog = root / "models.yaml"
-        catalog.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+        catalog = echo_catalog(root, srv)
         env = {"PARLOR_STREAM_FRAME_SECONDS": "0", "PARLOR_DATA_SHARING": "true"}
         running = RunningApp(root / "data", models=catalog, env=env).wait_ready()
         try:
