@@ -29,7 +29,7 @@ Each is run twice (the machine may be shared with other work: a stall is seconds
 it stands out). `--app-dir DIR` runs the app of another checkout (its `app.py` and
 `tests/apprunner.py`), so that the same bench measures the code before and after a change.
 
-    python -m bench.stalls [--app-dir /work/wt/base]
+    python -m bench.stalls [--app-dir ../parlor-old]
 """
 
 from __future__ import annotations
