@@ -136,11 +136,6 @@ class Settings(BaseSettings):
         return bool(self.space_id)
 
     @property
-    def public_url(self) -> str:
-        """The app's public address when known (a Space's), else empty."""
-        return next(iter(self.public_urls), "")
-
-    @property
     def public_urls(self) -> list[str]:
         """Every public address of a Space: its hf.space one, then its custom domain's if it
         has one (Spaces list both in SPACE_HOST; Gradio's oauth.py reads it so)."""

@@ -27,7 +27,7 @@ def test_a_space_keeps_history_on_its_mounted_volume(volume, monkeypatch):
     monkeypatch.setenv("SPACE_HOST", "someone-parlor.hf.space")
     s = Settings()
     assert s.data_dir == volume and not s.ephemeral_storage
-    assert s.public_url == "https://someone-parlor.hf.space"
+    assert s.public_urls == ["https://someone-parlor.hf.space"]
     assert s.feedback_link == "https://huggingface.co/spaces/someone/parlor/discussions"
 
 
@@ -36,7 +36,6 @@ def test_a_space_with_a_custom_domain_has_two_addresses(volume, monkeypatch):
     monkeypatch.setenv("SPACE_HOST", "someone-parlor.hf.space,chat.example.org")
     s = Settings()
     assert s.public_urls == ["https://someone-parlor.hf.space", "https://chat.example.org"]
-    assert s.public_url == "https://someone-parlor.hf.space"  # where sign-in comes back
 
 
 def test_a_space_without_a_volume_is_ephemeral(volume, monkeypatch, tmp_path):
