@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_import_limits import service
+from test_import_limits import LIMITS, service
 
 from chat.history import History
 from chat.identity import Owner
@@ -210,3 +210,19 @@ def test_a_newer_version_is_refused_saying_so(tmp_path):
     document = json.dumps({"format": "parlor-export", "version": 3, "conversations": []})
     with pytest.raises(ServiceError, match=r"newer version \(3\) than this Parlor reads \(2\)"):
         service(History(tmp_path)).import_data(ME, document)
+
+
+def test_an_answers_reasoning_past_the_answer_limit_is_refused(tmp_path):
+    long = copy.deepcopy(CHAIN)
+    long["messages"][1]["reasoning"] = "r" * (LIMITS.answer_chars + 1)
+    chat = service(History(tmp_path), LIMITS)
+    with pytest.raises(
+        ServiceError, match=f"an answer's reasoning of {LIMITS.answer_chars + 1} characters"
+    ):
+        chat.import_data(ME, v2(long))
+    long["messages"][1]["reasoning"] = "r" * LIMITS.answer_chars
+    assert chat.import_data(ME, v2(long)) == 1
+    assert (
+        exported(chat, ME, CHAIN["id"])["messages"][1]["reasoning"]
+        == long["messages"][1]["reasoning"]
+    )
