@@ -41,7 +41,7 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
-from .history import MAX_TITLE_CHARS, History, clip_title, new_id, now
+from .history import MAX_TITLE_CHARS, SHAPE, History, clip_title, new_id, now
 from .settings import ImportLimits
 
 FORMAT = "parlor-export"
@@ -122,28 +122,18 @@ def export_owner(history: History, owner: str, settings: dict) -> dict:
 
 
 def _exported(conv: dict) -> dict:
-    """A stored conversation as the document holds it."""
-    messages = _chained(conv["messages"])
-    # A file written before trees shows its last message.
-    leaf = conv.get("leaf_id", messages[-1]["id"] if messages else None)
+    """A stored conversation (`History.get_conversation`) as the document holds it."""
     return {
         **{k: conv.get(k) for k in _CONVERSATION_FIELDS},
-        "leaf_id": leaf,
+        "leaf_id": conv["leaf_id"],
         "messages": [
-            {k: m.get(k, MESSAGE_DEFAULTS.get(k)) for k in _MESSAGE_FIELDS} for m in messages
+            {k: m.get(k, MESSAGE_DEFAULTS.get(k)) for k in _MESSAGE_FIELDS}
+            for m in conv["messages"]
         ],
     }
 
 
 _MESSAGE_FIELDS = ("id", "parent_id", "role", "content", *MESSAGE_DEFAULTS)
-
-
-def _chained(messages: list[dict]) -> list[dict]:
-    """Messages of a file written before trees (no `parent_id`) as the one branch they are."""
-    if any("parent_id" in m for m in messages):
-        return messages
-    parents = [None, *(m["id"] for m in messages)]
-    return [{**m, "parent_id": p} for m, p in zip(messages, parents, strict=False)]
 
 
 def parse_export(text: str, limits: ImportLimits) -> Export:
@@ -298,7 +288,7 @@ def _rows(conv: ExportedConversation, *, tree: bool) -> tuple[dict, list[dict]]:
     row = {k: v for k, v in conv.items() if k not in ("messages", "leaf_id")}
     row["title"] = clip_title(conv.get("title", ""))
     row["leaf_id"] = leaf or (ids[-1] if ids else None)
-    row["shape"] = 2
+    row["shape"] = SHAPE
     return row, [
         {**MESSAGE_DEFAULTS, **m, "id": i, "parent_id": p}
         for m, i, p in zip(messages, ids, parents, strict=True)

@@ -104,6 +104,11 @@ def test_a_version_2_export_keeps_branches_and_the_branch_shown_through_two_impo
             **{k: original[k] for k in kept if k in original},
         }
     assert first["messages"][6]["created_at"] == "2026-05-01T10:08:00+00:00"
+    shown = chat.conversation(ME, BRANCHED["id"])
+    q1, a1 = BRANCHED["messages"][:2]
+    assert [m["content"] for m in shown["messages"]] == [q1["content"], a1["content"]]
+    assert [len(m["siblings"]) for m in shown["messages"]] == [2, 2], "edited, and retried"
+    assert len(shown["all_messages"]) == len(BRANCHED["messages"])
 
     assert chat.import_data(OTHER, json.dumps(chat.export(ME))) == 2
     second = exported(chat, OTHER, BRANCHED["id"])
