@@ -248,7 +248,7 @@ def _check_tree(conv: ExportedConversation, where: str) -> None:
             )
     rooted: set[str] = set()  # messages whose ancestors were followed up to a first message
     for mid in parents:
-        line: list[str] = []
+        line: dict[str, None] = {}  # this walk, in order (a dict: found in one step)
         at: str | None = mid
         while at is not None and at not in rooted:
             if at in line:
@@ -256,7 +256,7 @@ def _check_tree(conv: ExportedConversation, where: str) -> None:
                     f"{where}: message '{at}' follows itself through its 'parent_id's; the "
                     "messages of a conversation make a tree."
                 )
-            line.append(at)
+            line[at] = None
             at = parents[at]
         rooted.update(line)
     leaf = conv.get("leaf_id")
