@@ -55,22 +55,6 @@ class ChatError(Exception):
         self.failover = failover  # worth trying another endpoint (before the first token)
 
 
-class Thought(str):
-    """A piece of a thinking model's reasoning, not of its answer."""
-
-
-class Finish(str):
-    """The end of an answer (an empty piece): `reason` is the model's finish reason."""
-
-    reason: str
-
-    @classmethod
-    def of(cls, reason: str | None) -> Finish:
-        finish = cls("")
-        finish.reason = reason or "stop"
-        return finish
-
-
 @dataclass(frozen=True)
 class LocalTarget:
     """Where the embedded model listens, once it is ready."""
@@ -92,9 +76,9 @@ class Finish(str):
     reason: str
 
     @classmethod
-    def of(cls, reason: str) -> Finish:
+    def of(cls, reason: str | None) -> Finish:
         finish = cls()
-        finish.reason = reason
+        finish.reason = reason or "stop"
         return finish
 
     def __repr__(self) -> str:
@@ -576,7 +560,7 @@ class Endpoints:
                         kind="empty",
                         failover=True,
                     )
-                yield Finish.of(reason or "stop")
+                yield Finish.of(reason)
                 return
             except Exception as e:
                 error = to_chat_error(e, started=started, responded=responded)
