@@ -155,10 +155,11 @@ def _reasoning_and_start(delta: Any, content: str | None, inline: InlineThinking
     """The pieces of one chunk before the answer proper has begun: its reasoning field, then
     its content read for an inline `<think>`.
 
-    huggingface_hub 2.4 reads `delta.reasoning` (gpt-oss, the HF router); vLLM and DeepSeek
-    send `reasoning_content`, which the hub keeps as an extra attribute, present only when
-    sent (Parlor's lean reader, chat.hub_patches, reads a missing one as None)."""
-    thought = delta.reasoning or getattr(delta, "reasoning_content", None)
+    huggingface_hub 2.4 types `delta.reasoning` (the name gpt-oss brought); DeepSeek, older
+    vLLM and llama.cpp send `reasoning_content`, which the hub keeps as an extra attribute,
+    present only when sent (Parlor's lean reader, chat.hub_patches, reads a missing field as
+    None). Both are read with a default, so a hub without the `reasoning` field works too."""
+    thought = getattr(delta, "reasoning", None) or getattr(delta, "reasoning_content", None)
     pieces: list[str] = [Thought(thought)] if thought else []
     return pieces + inline.feed(content) if content else pieces
 
