@@ -6,6 +6,10 @@ unreachable, timeout, overloaded, rate limited, refused token...) moves on to th
 endpoint, a failure after it ends the answer (the caller keeps what arrived). Everything that
 can go wrong becomes a `ChatError` whose message is fit for the person chatting; the kind of
 failure goes to the log, never the message text.
+
+A stream yields the answer as `str` pieces, a thinking model's reasoning as `Thought` pieces
+(from a reasoning field or an inline `<think>`), and ends with one `Finish` naming why the
+model stopped. A request whose last message is the assistant's asks to continue it.
 """
 
 from __future__ import annotations
