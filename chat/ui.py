@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import gradio as gr
 
+from . import ui_tree
 from .accounts import DECLINED
 from .doors import OwnerOf, owner_off_loop, render_answer
+from .identity import Owner
 from .service import ChatService, ChatUpdate, ServiceError
 from .ui_data import DataPanel, build_data_panel
+from .ui_tree import BRANCH_JS, REDRAW_JS, Layout, answer_rows, kept, layout
 
 log = logging.getLogger("parlor.ui")
 PRIVATE = {"api_visibility": "private"}
@@ -27,7 +31,8 @@ FAULT = "Something went wrong while answering. Please try again."
 PAGE = 50
 STREAMING = {"concurrency_limit": None, **PRIVATE}
 
-CSS = """
+CSS = (
+    """
 #conversations label { width: 100%; }
 #conversations .wrap { flex-direction: column; gap: 2px; }
 #banner p, #cookie-warning p { border-left: 4px solid #f59e0b; padding: .4rem .8rem;
@@ -36,6 +41,8 @@ CSS = """
 /* In a frame, Gradio's login cookie is blocked: sign-in happens in a tab of its own. */
 .parlor-framed #login, body:not(.parlor-framed) #login-in-tab { display: none !important; }
 """
+    + ui_tree.CSS
+)
 
 # Tells the person when this browser refuses the session cookie (e.g. third-party cookies
 # blocked in an iframe), instead of silently losing their history.
@@ -68,25 +75,12 @@ async () => {
 """
 
 
-def _answer_text(message: dict) -> str:
-    notice = message.get("notice") or ""
-    return render_answer(message["content"], notice, failed=notice not in ("", "Stopped."))
-
-
 def _displayed(messages: list[dict]) -> list[dict]:
     """The chat as sent to the page: a message just typed is shown as stored ones are (the
     others come back from the page as it showed them)."""
     return [
         {**m, "content": render_answer(m["content"])} if isinstance(m["content"], str) else m
         for m in messages
-    ]
-
-
-def _chat_messages(conversation: dict) -> list[dict]:
-    return [
-        {"role": m["role"], "content": _answer_text(m)}
-        for m in conversation["messages"]
-        if m["role"] in ("user", "assistant")
     ]
 
 
@@ -112,8 +106,13 @@ class ChatView:
     send: gr.Button
     stop: gr.Button
     retry: gr.Button
+    cont: gr.Button  # Continue: only under an answer that ended early
     delete: gr.Button
     confirm: gr.Row
+    shown: gr.State  # Layout.state() of the chat: the message of each row, the switchers
+    branches: gr.Textbox  # the switchers, for the page to draw (ui_tree.BRANCH_JS)
+    pick: gr.Textbox  # the message a switcher was clicked to show, written by the page
+    follow: gr.Textbox  # "<conversation id> <time>": follow the answer being written in it
 
     def all(self) -> list:
         return list(vars(self).values())
@@ -167,6 +166,7 @@ def build_ui(
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 buttons=["copy"],
+                editable="user",  # any of the person's messages: a new branch (service.edit)
                 layout="panel",
                 scale=1,
                 examples=examples or None,
@@ -187,6 +187,7 @@ def build_ui(
                 stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, visible=False)
             with gr.Row():
                 retry = gr.Button("↻ Retry", size="sm", elem_id="retry", visible=False)
+                cont = gr.Button("Continue", size="sm", elem_id="continue", visible=False)
                 delete = gr.Button(
                     "Delete this conversation", size="sm", elem_id="delete", visible=False
                 )
@@ -209,14 +210,20 @@ def build_ui(
             send,
             stop,
             retry,
+            cont,
             delete,
             confirm,
+            gr.State({}),
+            gr.Textbox(visible="hidden", elem_id="branches"),
+            gr.Textbox(visible="hidden", elem_id="branch-pick"),
+            gr.Textbox(visible="hidden", elem_id="follow"),
         )
-        _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
+        streams = _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
         _wire_page(
             demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel
         )
         for trigger in (new_chat.click, chatbot.clear):  # clearing the chat starts a new one
+            trigger(None, cancels=streams, **PRIVATE)  # first: see _wire_chat
             trigger(lambda: _fresh(view, default.id), outputs=view.all(), **PRIVATE)
     return demo
 
@@ -226,13 +233,52 @@ def _fresh(view: ChatView, model_id: str) -> dict:
     return {
         view.conversation_id: "",
         view.chatbot: [],
+        view.shown: {},
+        view.branches: "[]",
         view.model: gr.update(value=model_id, interactive=True),
         view.notice: "",
         view.conversations: gr.update(value=None),
+        view.send: gr.update(visible=True),
+        view.stop: gr.update(visible=False),
         view.retry: gr.update(visible=False),
+        view.cont: gr.update(visible=False),
         view.delete: gr.update(visible=False),
         view.confirm: gr.update(visible=False),
     }
+
+
+def _buttons(view: ChatView, conv: dict) -> dict:
+    """The buttons under a stored conversation: Stop while an answer is being written,
+    else Send, Retry, and Continue under an answer that ended early."""
+    writing, messages = conv["writing"], conv["messages"]
+    leaf = messages[-1] if messages else {}
+    return {
+        view.send: gr.update(visible=not writing),
+        view.stop: gr.update(visible=writing),
+        view.retry: gr.update(visible=bool(messages) and not writing),
+        view.cont: gr.update(visible=bool(leaf.get("continuable")) and not writing),
+    }
+
+
+def _shown(view: ChatView, conv: dict) -> dict:
+    """A stored conversation on the page; one being written is then followed live (its
+    `view.follow` changes, which starts the event that follows it)."""
+    writing = conv["writing"]
+    drawn = layout(conv["messages"], writing=conv["leaf_id"] if writing else "")
+    out = {
+        view.conversation_id: conv["id"],
+        view.chatbot: drawn.chat,
+        view.shown: drawn.state(),
+        view.branches: drawn.switchers(),
+        view.model: gr.update(value=conv["model"], interactive=False),
+        view.notice: conv["notice"],
+        view.delete: gr.update(visible=True),
+        view.confirm: gr.update(visible=False),
+        **_buttons(view, conv),
+    }
+    if writing:
+        out[view.follow] = f"{conv['id']} {time.time()}"
+    return out
 
 
 def _listing(
@@ -281,6 +327,8 @@ def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, acc
     loaded = demo.load(None, js=PAGE_TOKEN_JS, outputs=page, **PRIVATE)
     loaded.then(on_load, inputs=page, outputs=outputs, **PRIVATE)
     demo.load(None, js=COOKIE_CHECK_JS, outputs=cookie_warning, **PRIVATE)
+    demo.load(None, js=BRANCH_JS, **PRIVATE)  # the page draws the switchers: chat/ui_tree.py
+    view.branches.change(None, js=REDRAW_JS, **PRIVATE)
     data_panel.wire(
         owner_of,
         page,
@@ -298,10 +346,18 @@ def _wire_chat(
     default_id: str,
     confirm_yes: gr.Button,
     confirm_no: gr.Button,
-) -> None:
-    """Sending, streaming, stopping, retrying, opening and deleting conversations. Every
-    event sends the page's token (`page`), and resolves its owner with it first: the
-    helpers that call `owner_of(request)` after that get the same owner."""
+) -> list:
+    """Sending, streaming, editing, retrying, continuing, following, stopping, switching
+    branch, opening and deleting conversations. Every event sends the page's token (`page`),
+    and resolves its owner with it first: the helpers that call `owner_of(request)` after
+    that get the same owner. Returns the events that stream an answer to the page.
+
+    An answer is a task of the server's (chat/answers.py): the page only follows it. Opening
+    another conversation, a new chat or a deletion cancels the page's event that follows
+    (`cancels`), never the answer, which a later visit finds done or follows again. The
+    listener that cancels is added to a trigger before the one that acts: Gradio's page runs
+    a trigger's listeners in order, each to its end, so a canceller added after would cancel
+    the event the first one had just started."""
 
     def open_conversation(cid: str | None, token: str, request: gr.Request):
         if not cid:
@@ -311,15 +367,18 @@ def _wire_chat(
         except ServiceError as e:
             gr.Warning(str(e))
             return _fresh(view, default_id)
-        return {
-            view.conversation_id: cid,
-            view.chatbot: _chat_messages(conv),
-            view.model: gr.update(value=conv["model"], interactive=False),
-            view.notice: service.retirement_notice(conv),
-            view.retry: gr.update(visible=bool(conv["messages"])),
-            view.delete: gr.update(visible=True),
-            view.confirm: gr.update(visible=False),
-        }
+        return _shown(view, conv)
+
+    def switch_branch(picked: str, cid: str, token: str, request: gr.Request):
+        message_id = (picked or "").split(" ")[0]
+        if not cid or not message_id:
+            return {}
+        try:
+            conv = service.switch_branch(owner_of(request, page=token), cid, message_id)
+        except ServiceError as e:
+            gr.Warning(str(e))
+            return {}
+        return _shown(view, conv)
 
     # One queued event per message, from the click to the end of the answer: it turns the
     # page busy with its first frame and back with its last. Its frames carry the chat
@@ -337,7 +396,10 @@ def _wire_chat(
         view.send,
         view.stop,
         view.retry,
+        view.cont,
         view.delete,
+        view.shown,
+        view.branches,
     ]
     rest = [gr.skip() for _ in outputs[1:]]
 
@@ -351,17 +413,44 @@ def _wire_chat(
     async def listing(request: gr.Request, selected: str) -> dict:
         return await asyncio.to_thread(_listing, view, service, owner_of, request, selected)
 
-    def shown_answer(u: ChatUpdate) -> dict:
-        """The answer so far as one message in the chatbot's wire format."""
-        text = render_answer(u.text, u.notice, failed=u.failed)
-        return view.chatbot.postprocess([{"role": "assistant", "content": text}]).model_dump()[0]
+    def shown_answer(u: ChatUpdate) -> list[dict]:
+        """The answer so far (its thinking, then the answer) in the chatbot's wire format."""
+        rows = answer_rows(u.text, u.reasoning, u.notice, failed=u.failed, writing=not u.done)
+        return view.chatbot.postprocess(rows).model_dump()
+
+    async def settled(owner: Owner, cid: str, shown: list, restore: bool) -> dict:
+        """The page once an answer has ended, from the conversation as stored (read once per
+        answer): which message each row is, the switchers (a new answer or question may have
+        siblings), Retry and Continue. The chat is drawn again only when it differs from the
+        stored path: a refused edit, or a path changed elsewhere meanwhile."""
+        try:
+            conv = await asyncio.to_thread(service.conversation, owner, cid)
+        except ServiceError:  # deleted meanwhile
+            return {}
+        drawn = layout(conv["messages"], writing=conv["leaf_id"] if conv["writing"] else "")
+        out = {
+            view.shown: drawn.state(),
+            view.branches: drawn.switchers(),
+            **_buttons(view, conv),
+        }
+        if restore or len(drawn.chat) != len(shown):
+            out[view.chatbot] = view.chatbot.postprocess(drawn.chat).model_dump()
+        return out
 
     async def answer(
-        request: gr.Request, updates: AsyncIterator[ChatUpdate], shown: list, cid: str, text: str
+        request: gr.Request,
+        owner: Owner,
+        updates: AsyncIterator[ChatUpdate],
+        shown: list,
+        cid: str,
+        text: str,
+        staying: Layout,
     ) -> AsyncIterator[list | dict]:
         """The frames of one answer: the page turns busy with the first, the sidebar lists
-        a new conversation once it is on disk, the last turns the page back. `text` (the
-        message sent, or "" for a retry) goes back to the box if it could not be stored.
+        a new conversation once it is on disk, the last turns the page back. `shown` is
+        the chat above the answer, `staying` the ids and switchers of the rows of it that
+        were on the page already. `text` (the message sent, or "") goes back to the box if
+        it could not be stored.
 
         The last frame lists a new conversation again. Gradio's client makes each frame's
         values by editing the previous frame's in place as it arrives, and the page shows
@@ -374,13 +463,19 @@ def _wire_chat(
         head = view.chatbot.postprocess(_displayed(shown)).model_dump()  # once per answer
         # Only what changes: Gradio builds a new component for every update. A conversation
         # that exists already has its model locked and its Retry and Delete shown.
-        busy = {view.send: gr.update(visible=False), view.stop: gr.update(visible=True)}
+        busy = {
+            view.send: gr.update(visible=False),
+            view.stop: gr.update(visible=True),
+            view.cont: gr.update(visible=False),
+            view.shown: staying.state(),
+            view.branches: staying.switchers(),
+        }
         if not cid:
             busy[view.model] = gr.update(interactive=False)
-        current, stored, cleared = cid, False, False
+        current, stored, cleared, chat = cid, False, False, head
         try:
             async for u in updates:
-                chat = [*head, shown_answer(u)]
+                chat = [*head, *shown_answer(u)]
                 if cleared and (stored or not u.stored):
                     yield [chat, *rest]
                     continue
@@ -406,27 +501,74 @@ def _wire_chat(
             last[view.model] = gr.update(interactive=True)
         if cleared and text and not stored:
             last[view.message] = text  # a failed send gives the message back
+        if current:
+            last |= await settled(owner, current, chat, restore=not cleared)
         if stored and (moved or not cid):  # the answered conversation is now the newest
             last |= await listing(request, current)
         yield last
 
     async def respond(
-        text: str, cid: str, model_id: str, history: list, token: str, request: gr.Request
+        text: str,
+        cid: str,
+        model_id: str,
+        history: list,
+        shown: dict,
+        token: str,
+        request: gr.Request,
     ):
-        shown = [*history, {"role": "user", "content": (text or "").strip()}]
+        above = [*history, {"role": "user", "content": (text or "").strip()}]
         owner = await owner_off_loop(owner_of, request, page=token)  # may ask the Hub
         updates = service.send(owner, text, cid, model_id)
-        async for out in answer(request, updates, shown, cid, text):
+        staying = kept(shown, len(history))
+        async for out in answer(request, owner, updates, above, cid, text, staying):
             yield out
 
-    async def retry(cid: str, history: list, token: str, request: gr.Request):
-        if not cid:
-            yield gr.skip()
-            return
+    def answered(history: list) -> list:
+        """The chat above its last answer (and that answer's thinking)."""
         while history and history[-1]["role"] == "assistant":
             history = history[:-1]
+        return history
+
+    def again(write: Callable[[Owner, str], AsyncIterator[ChatUpdate]]) -> Callable:
+        """An event streaming `write(owner, conversation_id)`, an answer written again,
+        continued or followed, in place of the last answer on the page."""
+
+        async def stream(cid: str, history: list, shown: dict, token: str, request: gr.Request):
+            if not cid:
+                yield gr.skip()
+                return
+            above = answered(history)
+            owner = await owner_off_loop(owner_of, request, page=token)
+            staying = kept(shown, len(above))
+            async for out in answer(request, owner, write(owner, cid), above, cid, "", staying):
+                yield out
+
+        return stream
+
+    resume = again(service.follow)
+
+    async def follow(
+        wanted: str, cid: str, history: list, shown: dict, token: str, request: gr.Request
+    ):
+        if (wanted or "").split(" ")[0] != cid:  # the person has moved on
+            yield gr.skip()
+            return
+        async for out in resume(cid, history, shown, token, request):
+            yield out
+
+    async def edit(
+        event: gr.EditData, cid: str, history: list, shown: dict, token: str, request: gr.Request
+    ):
+        ids = (shown or {}).get("ids") or []
+        row = event.index
+        if not cid or not isinstance(row, int) or not 0 <= row < len(ids):
+            gr.Warning("This message cannot be edited any more: open the conversation again.")
+            yield gr.skip()
+            return
+        above = [*history[:row], {"role": "user", "content": (event.value or "").strip()}]
         owner = await owner_off_loop(owner_of, request, page=token)
-        async for out in answer(request, service.retry(owner, cid), history, cid, ""):
+        updates = service.edit(owner, cid, ids[row], event.value or "")
+        async for out in answer(request, owner, updates, above, cid, "", kept(shown, row)):
             yield out
 
     def request_stop(cid: str, token: str, request: gr.Request) -> None:
@@ -440,19 +582,18 @@ def _wire_chat(
         return {**_fresh(view, default_id), **_listing(view, service, owner_of, request)}
 
     everything = view.all()
-    view.conversations.input(
-        open_conversation, inputs=[view.conversations, page], outputs=everything, **PRIVATE
-    )
     streaming = {
         "outputs": outputs,
         "postprocess": False,
         "show_progress_on": view.chatbot,
         **STREAMING,
     }
+    chat_inputs = [view.conversation_id, view.chatbot, view.shown, page]
+    streams = []
 
     def send_on(trigger: Callable) -> None:
-        inputs = [view.message, view.conversation_id, view.model, view.chatbot, page]
-        trigger(respond, inputs=inputs, **streaming)
+        inputs = [view.message, view.conversation_id, view.model, view.chatbot, view.shown, page]
+        streams.append(trigger(respond, inputs=inputs, **streaming))
 
     send_on(view.message.submit)
     send_on(view.send.click)
@@ -461,10 +602,27 @@ def _wire_chat(
         return event.value["text"]
 
     send_on(view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then)
-    view.retry.click(retry, inputs=[view.conversation_id, view.chatbot, page], **streaming)
+    retry = again(service.retry)
+    streams.append(view.retry.click(retry, inputs=chat_inputs, **streaming))
+    go_on = again(service.continue_answer)
+    streams.append(view.cont.click(go_on, inputs=chat_inputs, **streaming))
+    streams.append(view.chatbot.edit(edit, inputs=chat_inputs, **streaming))
+    streams.append(view.follow.change(follow, inputs=[view.follow, *chat_inputs], **streaming))
     view.stop.click(request_stop, inputs=[view.conversation_id, page], **PRIVATE)
+
+    view.conversations.input(None, cancels=streams, **PRIVATE)  # first: see above
+    view.conversations.input(
+        open_conversation, inputs=[view.conversations, page], outputs=everything, **PRIVATE
+    )
+    view.pick.change(
+        switch_branch,
+        inputs=[view.pick, view.conversation_id, page],
+        outputs=everything,
+        **PRIVATE,
+    )
     view.delete.click(lambda: gr.update(visible=True), outputs=view.confirm, **PRIVATE)
     confirm_no.click(lambda: gr.update(visible=False), outputs=view.confirm, **PRIVATE)
+    confirm_yes.click(None, cancels=streams, **PRIVATE)  # first: see above
     confirm_yes.click(
         delete_current, inputs=[view.conversation_id, page], outputs=everything, **PRIVATE
     )
@@ -479,6 +637,7 @@ def _wire_chat(
         outputs=[view.conversations, view.more],
         **PRIVATE,
     )
+    return streams
 
 
 __all__ = ["CSS", "DataPanel", "build_ui"]
