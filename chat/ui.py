@@ -222,9 +222,16 @@ def build_ui(
         _wire_page(
             demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel
         )
+
+        def start_afresh(token: str, request: gr.Request) -> dict:
+            """A new chat. The sidebar is listed again: the page may have left an answer
+            before the frame that listed its new conversation."""
+            owner_of(request, page=token)  # resolved here; _listing reuses it
+            return {**_fresh(view, default.id), **_listing(view, service, owner_of, request)}
+
         for trigger in (new_chat.click, chatbot.clear):  # clearing the chat starts a new one
             trigger(None, cancels=streams, **PRIVATE)  # first: see _wire_chat
-            trigger(lambda: _fresh(view, default.id), outputs=view.all(), **PRIVATE)
+            trigger(start_afresh, inputs=page, outputs=view.all(), **PRIVATE)
     return demo
 
 

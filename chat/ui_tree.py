@@ -22,16 +22,22 @@ STOPPED = "Stopped."  # the one notice that is not a failure (chat/service.py ST
 
 
 def answer_rows(
-    text: str, reasoning: str = "", notice: str = "", *, failed: bool = False, writing=False
+    text: str,
+    reasoning: str = "",
+    notice: str = "",
+    *,
+    failed: bool = False,
+    writing: bool = False,
 ) -> list[dict]:
     """An answer as chatbot rows: its reasoning (open while it is all there is, collapsed
     once the answer begins), then the answer with why it is incomplete, if it is."""
-    rows = []
-    if reasoning:
-        status = "pending" if writing and not text else "done"
-        thinking = {"title": THINKING, "status": status}
-        rows.append({"role": "assistant", "content": inert_images(reasoning), "metadata": thinking})
-    rows.append({"role": "assistant", "content": render_answer(text, notice, failed=failed)})
+    thinking = writing and not text and not notice
+    if not reasoning:
+        return [{"role": "assistant", "content": render_answer(text, notice, failed=failed)}]
+    status = {"title": THINKING, "status": "pending" if thinking else "done"}
+    rows = [{"role": "assistant", "content": inert_images(reasoning), "metadata": status}]
+    if not thinking:  # no empty answer under the reasoning while it comes
+        rows.append({"role": "assistant", "content": render_answer(text, notice, failed=failed)})
     return rows
 
 

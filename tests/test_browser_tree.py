@@ -123,3 +123,118 @@ def test_retry_twice_and_browse_three_answers(people, stack):
     me.open_conversation("Name a colour.")
     assert me.messages() == [question, ("bot", "Green.")]
     assert me.switched() == ["2/3"]
+
+
+STORY = [f"word{n} " for n in range(1, 25)]  # 24 words, one every 0.25 s: 6 s in all
+
+
+def test_a_closed_page_loses_nothing_and_the_answer_is_followed_on_return(people, stack):
+    stack.model.script("tokens", tokens=STORY, delay=0.25)
+    me = people(stack.app.url).open()
+    me.type_and_send("Tell me a slow story.")
+    me.wait_first_words()
+    expect(me.entry("Tell me a slow story.")).to_be_visible()
+    me.go_on_in(me.context.new_page())  # the tab with the answer closes
+
+    me.open()
+    me.watch_stream()
+    me.open_conversation("Tell me a slow story.")
+    expect(me.stop_button).to_be_visible()  # it is still being written, and followed
+    partial = me.answers.last.inner_text().strip()
+    assert partial != "".join(STORY).strip(), "the answer was still being written"
+    expect(me.answers.last).to_have_text("".join(STORY).strip())
+    expect(me.stop_button).to_be_hidden()
+    expect(me.send_button).to_be_visible()
+    grew = sorted({s["length"] for s in me.stream_samples() if s["length"] > len(partial)})
+    assert len(grew) >= 2, f"the answer grew on the page, word by word: {grew}"
+    assert me.messages() == [("user", "Tell me a slow story."), ("bot", "".join(STORY).strip())]
+
+    me.reload()
+    me.open_conversation("Tell me a slow story.")
+    assert me.messages() == [("user", "Tell me a slow story."), ("bot", "".join(STORY).strip())]
+
+
+def test_stop_an_answer_followed_after_coming_back_then_continue_it(people, stack):
+    stack.model.script("tokens", tokens=STORY, delay=0.25)
+    me = people(stack.app.url).open()
+    me.type_and_send("Another slow story, please.")
+    me.wait_first_words()
+    expect(me.entry("Another slow story, please.")).to_be_visible()
+    me.new_chat()  # the page leaves the answer; it goes on without it
+    me.open_conversation("Another slow story, please.")
+    expect(me.stop_button).to_be_visible()
+    expect(me.page.locator("#continue")).to_be_hidden()
+    me.stop_button.click()
+    expect(me.answers.last).to_contain_text(STOPPED)
+    expect(me.stop_button).to_be_hidden()
+    stopped = me.answers.last.inner_text().strip()
+    written = stopped.removesuffix(STOPPED).strip()
+    assert "".join(STORY).strip().startswith(written) and written != "".join(STORY).strip()
+
+    # A stopped answer can be continued where it ended, in the same message.
+    stack.answer_with(" and the end.")
+    expect(me.page.locator("#continue")).to_be_visible()
+    answer_again(me, "#continue")
+    assert me.messages() == [
+        ("user", "Another slow story, please."),
+        ("bot", f"{written} and the end."),
+    ]
+    expect(me.page.locator("#continue")).to_be_hidden()
+    expect(me.switchers).to_have_count(0)  # the same answer, not another one
+
+
+def test_continue_is_offered_only_where_an_answer_was_cut(people, stack):
+    me = people(stack.app.url).open()
+    stack.answer_with("A full answer.")
+    me.chat("Say something short.")
+    expect(me.page.locator("#continue")).to_be_hidden()
+
+    stack.answer_with("A list: one, two,", finish="length")  # the model's token limit
+    me.chat("Count to five.")
+    expect(me.page.locator("#continue")).to_be_visible()
+    stack.answer_with(" three, four, five.")
+    answer_again(me, "#continue")
+    assert me.messages()[-1] == ("bot", "A list: one, two, three, four, five.")
+    expect(me.page.locator("#continue")).to_be_hidden()
+    # The model was asked to continue its own message, sent as the last turn.
+    sent = stack.model.requests[-1]["body"]["messages"]
+    assert sent[-1] == {"role": "assistant", "content": "A list: one, two,"}
+
+
+REASONING = [f"step{n} " for n in range(1, 9)]
+
+
+def test_reasoning_streams_then_shows_collapsed_above_the_answer(people, stack):
+    stack.answer_with("The answer is four.", reasoning=REASONING, delay=0.25)
+    me = people(stack.app.url).open()
+    me.watch_stream()
+    before = me.queue()["joined"]
+    me.type_and_send("What is two plus two?")
+    thought = me.thoughts.last
+    expect(thought).to_contain_text("step2")
+    shot(me, "tree-thinking-streaming")
+    me.wait_answered(before + 1, 2)
+    expect(me.answers.last).to_have_text("The answer is four.")
+    # While it came, the reasoning showed, open and growing, before any of the answer.
+    seen = [s["text"] for s in me.stream_samples() if s["text"]]
+    thinking = [t for t in seen if t.startswith("Thinking") and "answer" not in t]
+    assert len({len(t) for t in thinking}) >= 2, f"the reasoning streamed: {seen}"
+    assert seen.index(thinking[-1]) < seen.index("The answer is four.")
+    # Done: collapsed under its title; a click opens it, with all of the reasoning.
+    expect(thought).to_have_text("Thinking")
+    expect(thought).not_to_contain_text("step1")
+    shot(me, "tree-thinking-collapsed")
+    thought.get_by_text("Thinking").click()
+    expect(thought).to_contain_text("".join(REASONING).strip())
+
+    # It is stored with the answer: shown collapsed again on coming back.
+    me.reload()
+    me.open_conversation("What is two plus two?")
+    expect(me.thoughts).to_have_count(1)
+    expect(me.thoughts.first).to_have_text("Thinking")
+    assert me.messages()[-1] == ("bot", "The answer is four.")
+    # Reasoning is never sent back to the model.
+    stack.answer_with("Yes.")
+    me.chat("Are you sure?")
+    sent = stack.model.requests[-1]["body"]["messages"]
+    assert all("step1" not in str(m.get("content")) for m in sent)
