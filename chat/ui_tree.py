@@ -168,9 +168,11 @@ BRANCH_JS = """
 REDRAW_JS = "() => { window.parlorBranches?.draw(); }"
 
 CSS = """
-.parlor-branch { display: flex; align-items: center; gap: .35rem; font-size: .85rem;
-  color: var(--body-text-color-subdued); margin-top: .25rem; }
-.parlor-branch button { padding: 0 .45rem; border-radius: 4px; cursor: pointer; }
+.parlor-branch { display: flex; align-items: center; gap: .3rem; margin-top: .35rem;
+  font-size: .85rem; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
+.parlor-branch button { min-width: 1.6rem; padding: 0 .4rem; line-height: 1.4;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; cursor: pointer;
+  color: var(--body-text-color); background: var(--background-fill-primary); }
 .parlor-branch button:hover:not(:disabled) { background: var(--background-fill-secondary); }
 .parlor-branch button:disabled { opacity: .35; cursor: default; }
 """

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 from apprunner import RunningApp
-from browser import ARTIFACTS, Person
+from browser import ARTIFACTS, TIMEOUT_MS, Person
 from playwright.sync_api import expect
 from scripted_server import ScriptedServer, echo_catalog
 
@@ -125,15 +125,22 @@ def test_retry_twice_and_browse_three_answers(people, stack):
     assert me.switched() == ["2/3"]
 
 
-STORY = [f"word{n} " for n in range(1, 25)]  # 24 words, one every 0.25 s: 6 s in all
+STORY = [f"word{n} " for n in range(1, 33)]  # 32 words, one every 0.25 s: 8 s in all
+WHOLE_STORY = "".join(STORY).strip()
+
+
+def ask_for_a_slow_story(me: Person, stack: Stack, question: str) -> None:
+    """Send `question`, answered with STORY word by word; return once its first words show
+    and the sidebar lists it."""
+    stack.model.script("tokens", tokens=STORY, delay=0.25)
+    me.type_and_send(question)
+    me.wait_first_words()
+    expect(me.entry(question)).to_be_visible()
 
 
 def test_a_closed_page_loses_nothing_and_the_answer_is_followed_on_return(people, stack):
-    stack.model.script("tokens", tokens=STORY, delay=0.25)
     me = people(stack.app.url).open()
-    me.type_and_send("Tell me a slow story.")
-    me.wait_first_words()
-    expect(me.entry("Tell me a slow story.")).to_be_visible()
+    ask_for_a_slow_story(me, stack, "Tell me a slow story.")
     me.go_on_in(me.context.new_page())  # the tab with the answer closes
 
     me.open()
@@ -141,25 +148,22 @@ def test_a_closed_page_loses_nothing_and_the_answer_is_followed_on_return(people
     me.open_conversation("Tell me a slow story.")
     expect(me.stop_button).to_be_visible()  # it is still being written, and followed
     partial = me.answers.last.inner_text().strip()
-    assert partial != "".join(STORY).strip(), "the answer was still being written"
-    expect(me.answers.last).to_have_text("".join(STORY).strip())
+    assert partial != WHOLE_STORY, "the answer was still being written"
+    expect(me.answers.last).to_have_text(WHOLE_STORY, timeout=TIMEOUT_MS)
     expect(me.stop_button).to_be_hidden()
     expect(me.send_button).to_be_visible()
     grew = sorted({s["length"] for s in me.stream_samples() if s["length"] > len(partial)})
     assert len(grew) >= 2, f"the answer grew on the page, word by word: {grew}"
-    assert me.messages() == [("user", "Tell me a slow story."), ("bot", "".join(STORY).strip())]
+    assert me.messages() == [("user", "Tell me a slow story."), ("bot", WHOLE_STORY)]
 
     me.reload()
     me.open_conversation("Tell me a slow story.")
-    assert me.messages() == [("user", "Tell me a slow story."), ("bot", "".join(STORY).strip())]
+    assert me.messages() == [("user", "Tell me a slow story."), ("bot", WHOLE_STORY)]
 
 
 def test_stop_an_answer_followed_after_coming_back_then_continue_it(people, stack):
-    stack.model.script("tokens", tokens=STORY, delay=0.25)
     me = people(stack.app.url).open()
-    me.type_and_send("Another slow story, please.")
-    me.wait_first_words()
-    expect(me.entry("Another slow story, please.")).to_be_visible()
+    ask_for_a_slow_story(me, stack, "Another slow story, please.")
     me.new_chat()  # the page leaves the answer; it goes on without it
     me.open_conversation("Another slow story, please.")
     expect(me.stop_button).to_be_visible()
@@ -169,7 +173,7 @@ def test_stop_an_answer_followed_after_coming_back_then_continue_it(people, stac
     expect(me.stop_button).to_be_hidden()
     stopped = me.answers.last.inner_text().strip()
     written = stopped.removesuffix(STOPPED).strip()
-    assert "".join(STORY).strip().startswith(written) and written != "".join(STORY).strip()
+    assert WHOLE_STORY.startswith(written) and written != WHOLE_STORY
 
     # A stopped answer can be continued where it ended, in the same message.
     stack.answer_with(" and the end.")
