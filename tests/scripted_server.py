@@ -12,7 +12,9 @@ to get exact streams and to inject faults.
 Scenarios (options): tokens (tokens, delay), echo (delay), status (status, body, headers),
 cut (tokens, after, delay), malformed, slow (tokens, delay=0.5), empty, error_event (tokens,
 error, error_type: the tokens, then an `{"error", "error_type"}` event as TGI sends one).
-Every scenario also takes first_delay: seconds to wait before the response headers are sent.
+Every scenario also takes first_delay: seconds to wait before the response headers are sent;
+a stream ends with the finish reason `finish` ("stop" unless told, e.g. "length"). A request
+whose stream the client closed before its end is logged with "hung_up": True.
 """
 
 from __future__ import annotations
@@ -100,9 +102,10 @@ class ScriptedServer(LoopbackServer):
         self._record(request, None)
         return JSONResponse({"status": "ok"})
 
-    def _record(self, request: Request, body: Any) -> None:
+    def _record(self, request: Request, body: Any) -> dict[str, Any]:
         entry = {"path": request.url.path, "headers": dict(request.headers), "body": body}
         self._remember(entry)
+        return entry
 
     def _close(self, client: tuple[Any, ...] | None = None) -> None:
         """Close `client`'s connection (or all) abruptly, as a broken network would."""
@@ -115,7 +118,7 @@ class ScriptedServer(LoopbackServer):
             body = json.loads(await request.body())
         except ValueError:
             body = None
-        self._record(request, body)
+        entry = self._record(request, body)
         body = body if isinstance(body, dict) else {}
         scenario, opts = self._by_model.get(body.get("model"), self._default)
         await asyncio.sleep(float(opts.get("first_delay", 0)))
@@ -146,7 +149,9 @@ class ScriptedServer(LoopbackServer):
         after = int(opts.get("after", 1)) if scenario == "cut" else len(tokens)
         delay = float(opts.get("delay", 0.5 if scenario == "slow" else 0))
         error = (opts.get("error", "scripted error"), opts.get("error_type", "generation"))
-        stream = self._stream(scenario, tokens[:after], meta, delay, client, error)
+        finish = str(opts.get("finish", "stop"))
+        stream = self._stream(scenario, tokens[:after], meta, delay, client, error, finish)
+        stream = self._watched(stream, entry)
         headers = {"cache-control": "no-cache"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
@@ -158,6 +163,7 @@ class ScriptedServer(LoopbackServer):
         delay: float,
         client: Any,
         error: tuple[str, str],
+        finish: str,
     ) -> AsyncIterator[bytes]:
         def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -176,8 +182,20 @@ class ScriptedServer(LoopbackServer):
         if scenario == "error_event":
             yield _sse({"error": error[0], "error_type": error[1]})
             return
-        yield b"data: {not json\n\n" if scenario == "malformed" else chunk({}, "stop")
+        yield b"data: {not json\n\n" if scenario == "malformed" else chunk({}, finish)
         yield _sse("[DONE]")
+
+    async def _watched(
+        self, stream: AsyncIterator[bytes], entry: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        """`stream`, noting in its request's `entry` when the client hangs up before its end."""
+        try:
+            async for event in stream:
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            with self._lock:
+                entry["hung_up"] = True
+            raise
 
 
 def echo_catalog(root: Path, srv: ScriptedServer) -> Path:
