@@ -94,7 +94,7 @@ def written(c: Client, conversation_id: str) -> dict:
     return until(
         lambda: (
             (conv := c.predict(conversation_id, api_name="/conversation"))
-            and not conv["writing"]
+            and not conv.get("writing")
             and conv
         ),
         "the answer ended",
