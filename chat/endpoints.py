@@ -54,6 +54,22 @@ class ChatError(Exception):
         self.failover = failover  # worth trying another endpoint (before the first token)
 
 
+class Thought(str):
+    """A piece of a thinking model's reasoning, not of its answer."""
+
+
+class Finish(str):
+    """The end of an answer (an empty piece): `reason` is the model's finish reason."""
+
+    reason: str
+
+    @classmethod
+    def of(cls, reason: str | None) -> Finish:
+        finish = cls("")
+        finish.reason = reason or "stop"
+        return finish
+
+
 @dataclass(frozen=True)
 class LocalTarget:
     """Where the embedded model listens, once it is ready."""

@@ -4,9 +4,15 @@ Data model::
 
     <data_dir>/owners/<owner_key>/index.json              one row per conversation:
                                                           id, title, model, created_at
-    <data_dir>/owners/<owner_key>/conversations/<id>.json table "conversation" (the same row)
-                                                          and table "messages": id, role, content,
-                                                          created_at, model, incomplete, notice
+    <data_dir>/owners/<owner_key>/conversations/<id>.json table "conversation" (the same row,
+                                                          with leaf_id and shape) and table
+                                                          "messages": id, parent_id, role,
+                                                          content, reasoning, created_at, model,
+                                                          incomplete, notice, finish_reason
+
+Shape 2 (`SHAPE`): a conversation is a tree (`chat/tree.py`): each message names its parent,
+and the conversation its shown leaf. Files of shape 1 (a plain list, no `shape` field) are
+read as one branch, and rewritten in shape 2 by the first write that changes them.
 
 `owner_key` is a hash of the owner id, so the raw id (a cookie secret) is never on disk.
 Each file holds one conversation, so a write costs in proportion to that conversation, never
@@ -55,6 +61,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from . import tree
 from .locks import KeyedLocks
 
 log = logging.getLogger("parlor.history")
@@ -62,6 +69,7 @@ log = logging.getLogger("parlor.history")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 TITLE_WORDS = 8
 MAX_TITLE_CHARS = 200  # a title is a line in the sidebar; its first words could be 16,000
+SHAPE = 2  # conversation files: 1 a list of messages, 2 a tree of them (see above)
 
 
 class CorruptFile(Exception):
@@ -190,25 +198,55 @@ def _titled(changes: dict) -> dict:
     return {k: v for k, v in changes.items() if k in ("title", "model")}
 
 
-def _message(
+def message_row(
     role: str,
     content: str,
-    stamp: str,
     *,
+    parent_id: str | None = None,
+    stamp: str = "",
     model: str | None = None,
     incomplete: bool = False,
     notice: str = "",
+    reasoning: str = "",
+    finish_reason: str | None = None,
 ) -> dict:
-    """A new message row."""
+    """A new message row (with a new id)."""
     return {
         "id": new_id(),
+        "parent_id": parent_id,
         "role": role,
         "content": content,
-        "created_at": stamp,
+        "reasoning": reasoning,
+        "created_at": stamp or now(),
         "model": model,
         "incomplete": incomplete,
         "notice": notice,
+        "finish_reason": finish_reason,
     }
+
+
+MESSAGE_FIELDS = ("content", "reasoning", "incomplete", "notice", "finish_reason")
+
+
+def _upgrade(db: TinyDB) -> list[dict]:
+    """Rewrite a shape-1 file's rows in shape 2 (one branch, its last message shown), in
+    place; the messages either way."""
+    conv = db.table("conversation")
+    messages = db.table("messages")
+    rows = conv.all()
+    if not rows or rows[0].get("shape") == SHAPE:
+        return messages.all()
+    previous: list[str | None] = [None]
+
+    def chain(row: dict) -> None:
+        row.setdefault("id", new_id())
+        row.setdefault("parent_id", previous[0])
+        previous[0] = row["id"]
+
+    messages.update(chain)
+    every = messages.all()
+    conv.update({"shape": SHAPE, "leaf_id": tree.shown_leaf(every, rows[0].get("leaf_id"))})
+    return every
 
 
 def title_from(text: str) -> str:
@@ -277,9 +315,15 @@ class History:
 
     @contextmanager
     def _existing(
-        self, owner: str, conversation_id: str, *, stamp_ns: int | None = None
+        self,
+        owner: str,
+        conversation_id: str,
+        *,
+        stamp_ns: int | None = None,
+        upgrade: bool = False,
     ) -> Iterator[TinyDB | None]:
-        """The owner's conversation file opened under its lock, or None if there is none.
+        """The owner's conversation file opened under its lock, or None if there is none;
+        in shape 2 (`_upgrade`) when this opening is to change it (`upgrade`).
 
         Existence is checked under the lock: a delete (or a move at sign-in) landing just
         before would otherwise let this write create the file again, after "deleted"."""
@@ -292,6 +336,8 @@ class History:
                 yield None
                 return
             with self._open(path, stamp_ns=stamp_ns) as db:
+                if upgrade:
+                    _upgrade(db)
                 yield db
 
     @contextmanager
@@ -346,19 +392,25 @@ class History:
         title: str = "",
         conversation_id: str = "",
         first_message: str | None = None,
+        messages: list[dict] = (),  # type: ignore[assignment]
         **fields: Any,
     ) -> dict:
         """A new conversation (with `conversation_id` when given: a fresh `new_id()`).
 
-        With `first_message`, it holds that message from the person and is titled after it,
-        in one write of its file and one of the index (rather than two of each). `fields`:
-        extra fields of the conversation row (e.g. the sharing consent)."""
+        With `first_message` (or `messages`, rows made with `message_row`, the last one
+        shown), it holds them and is titled after the first, in one write of its file and one
+        of the index (rather than two of each). `fields`: extra fields of the conversation
+        row (e.g. the sharing consent)."""
         if conversation_id and not _ID.match(conversation_id):
             raise ValueError("a conversation id is 32 hexadecimal digits")
         ns = time.time_ns()
         stamp = iso(ns)
-        if first_message is not None and not title:
-            title = title_from(first_message)
+        messages = list(messages)
+        if first_message is not None:
+            messages.insert(0, message_row("user", first_message, stamp=stamp))
+        first = next((m["content"] for m in messages if m["role"] == "user"), None)
+        if first is not None and not title:
+            title = title_from(first)
         row = {
             "id": conversation_id or new_id(),
             "title": clip_title(title),
@@ -367,10 +419,11 @@ class History:
             "updated_at": stamp,
         }
         path = self._owner_dir(owner) / "conversations" / f"{row['id']}.json"
+        leaf = messages[-1]["id"] if messages else None
         with self._open(path, stamp_ns=ns) as db:
-            db.table("conversation").insert({**fields, **row})  # extras never replace the summary
-            if first_message is not None:
-                db.table("messages").insert(_message("user", first_message, stamp))
+            # extras never replace the summary
+            db.table("conversation").insert({**fields, **row, "shape": SHAPE, "leaf_id": leaf})
+            db.table("messages").insert_multiple(messages)
         self._index_new(owner, row)
         self._touched(owner, row["id"], **{k: v for k, v in row.items() if k != "updated_at"})
         return dict(row)
@@ -497,7 +550,8 @@ class History:
             self._listings.pop(owner, None)
 
     def get_conversation(self, owner: str, conversation_id: str) -> dict | None:
-        """The conversation with its messages, or None when this owner has no such id."""
+        """The conversation with every message (each with its `parent_id`) and the shown
+        leaf's id, or None when this owner has no such id."""
         with self._existing(owner, conversation_id) as db:
             if db is None:
                 return None
@@ -505,7 +559,9 @@ class History:
             messages = db.table("messages").all()
         if not rows:
             return None
-        return {**_summary(rows[0]), "messages": [dict(m) for m in messages]}
+        messages = tree.as_tree(dict(m) for m in messages)
+        leaf = tree.shown_leaf(messages, rows[0].get("leaf_id"))
+        return {**_summary(rows[0]), "leaf_id": leaf, "messages": messages}
 
     def rename_conversation(self, owner: str, conversation_id: str, title: str) -> dict | None:
         return self._update_summary(owner, conversation_id, title=clip_title(title))
@@ -556,32 +612,65 @@ class History:
         incomplete: bool = False,
         notice: str = "",
     ) -> dict | None:
-        """Add a message; the first user message also titles a new conversation."""
+        """Add a message below the shown leaf, and show it; the first user message also
+        titles a new conversation."""
+        message = message_row(
+            role, content, model=model, incomplete=incomplete, notice=notice, parent_id=""
+        )
+        return message if self.add_messages(owner, conversation_id, [message]) else None
+
+    def add_messages(
+        self, owner: str, conversation_id: str, messages: list[dict], *, leaf_id: str = ""
+    ) -> bool:
+        """Add message rows (`message_row`) and show `leaf_id` (default: the last one), in
+        one write. A row whose `parent_id` is "" goes below the shown leaf. The first user
+        message titles a conversation still called "New chat". False: no such conversation."""
         ns = time.time_ns()
-        stamp = iso(ns)
-        message = _message(role, content, stamp, model=model, incomplete=incomplete, notice=notice)
-        changes: dict[str, Any] = {"updated_at": stamp}
-        with self._existing(owner, conversation_id, stamp_ns=ns) as db:
+        changes: dict[str, Any] = {"updated_at": iso(ns)}
+        with self._existing(owner, conversation_id, stamp_ns=ns, upgrade=True) as db:
             if db is None:
-                return None
-            db.table("messages").insert(message)
+                return False
             conv = db.table("conversation")
             first = conv.all()[0] if conv.all() else {}
-            if role == "user" and first.get("title") == "New chat":
-                changes["title"] = title_from(content)
-            conv.update(changes)
+            below = first.get("leaf_id")
+            for m in messages:
+                if m.get("parent_id") == "":
+                    m["parent_id"] = below
+                below = m["id"]
+            db.table("messages").insert_multiple(messages)
+            asked = next((m["content"] for m in messages if m["role"] == "user"), None)
+            if asked is not None and first.get("title") == "New chat":
+                changes["title"] = title_from(asked)
+            conv.update({**changes, "leaf_id": leaf_id or below})
         if "title" in changes:  # the index holds titles; recency comes from the file itself
             self._update_index(owner, conversation_id, changes)
         self._touched(owner, conversation_id, **_titled(changes))
-        return message
+        return True
+
+    def show_leaf(self, owner: str, conversation_id: str, leaf_id: str) -> bool:
+        """Show the branch ending at `leaf_id`. Not a change of the conversation: its
+        `updated_at` (and place in the listing) stays. False: no such message here."""
+        path = self._conversation_path(owner, conversation_id)
+        if path is None:
+            return False
+        with self._locks.hold(path):
+            try:
+                ns = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                return False
+            with self._existing(owner, conversation_id, stamp_ns=ns, upgrade=True) as db:
+                if db is None or not db.table("messages").contains(Query().id == leaf_id):
+                    return False
+                db.table("conversation").update({"leaf_id": leaf_id})
+        return True
 
     def update_message(
         self, owner: str, conversation_id: str, message_id: str, **fields: Any
     ) -> bool:
         """Change fields of one message (e.g. a streamed answer as it grows)."""
-        allowed = {k: v for k, v in fields.items() if k in ("content", "incomplete", "notice")}
+        allowed = {k: v for k, v in fields.items() if k in MESSAGE_FIELDS}
         ns = time.time_ns()
-        with self._existing(owner, conversation_id, stamp_ns=ns) as db:
+        with self._existing(owner, conversation_id, stamp_ns=ns, upgrade=True) as db:
             if db is None:
                 return False
             done = db.table("messages").update(allowed, Query().id == message_id)
@@ -602,7 +691,7 @@ class History:
     def _update_summary(self, owner: str, conversation_id: str, **changes: Any) -> dict | None:
         ns = time.time_ns()
         changes["updated_at"] = iso(ns)
-        with self._existing(owner, conversation_id, stamp_ns=ns) as db:
+        with self._existing(owner, conversation_id, stamp_ns=ns, upgrade=True) as db:
             if db is None:
                 return None
             conv = db.table("conversation")
@@ -638,7 +727,7 @@ class History:
 
     def set_conversation_fields(self, owner: str, conversation_id: str, **fields: Any) -> bool:
         """Set extra fields on a conversation (e.g. the sharing consent), not its summary."""
-        with self._existing(owner, conversation_id) as db:
+        with self._existing(owner, conversation_id, upgrade=True) as db:
             if db is None:
                 return False
             db.table("conversation").update(fields)

@@ -67,6 +67,7 @@ def create_app(
         max_message_chars=settings.max_message_chars,
         frame_seconds=settings.stream_frame_seconds,
         frame_budget=settings.stream_frame_budget,
+        answer_limits=(settings.max_answers_per_person, settings.max_answers),
         import_limits=settings.import_limits,
     )
     secret = settings.signing_secret()

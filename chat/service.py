@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
-from . import portability, sharing
+from . import portability, sharing, tree
+from .answers import Answer, Answers, ChatUpdate
 from .catalog import Catalog, Model
-from .endpoints import ChatError, Endpoints
+from .endpoints import ChatError, Endpoints, Finish
 from .identity import Owner
 from .locks import KeyedLocks
 from .prompt import build_messages
@@ -25,6 +26,8 @@ from .settings import ImportLimits
 log = logging.getLogger("parlor.service")
 
 NOT_FOUND = "conversation not found"
+NO_MESSAGE = "message not found"
+STOPPED = "Stopped."
 BUSY = "An answer is still being written in this conversation."
 SAVE_EVERY = 2.0  # seconds between saves of an answer in progress (crash safety)
 # Saves a second of all the answers in progress together: past it, each answer is saved
@@ -39,18 +42,6 @@ class ServiceError(Exception):
     """A request that cannot be served; the message is written for the person asking."""
 
 
-@dataclass(frozen=True)
-class ChatUpdate:
-    """One frame of a streamed answer: the whole answer so far, not a delta."""
-
-    conversation_id: str
-    text: str
-    done: bool = False
-    notice: str = ""  # why the answer is incomplete (stopped, failed), empty when complete
-    failed: bool = False
-    stored: bool = False  # the person's message is on disk (always true of the last frame)
-
-
 class ChatService:
     def __init__(
         self,
@@ -63,6 +54,7 @@ class ChatService:
         frame_budget: float = 800.0,
         data_sharing: bool = False,
         import_limits: ImportLimits | None = None,
+        answer_limits: tuple[int, int] = (4, 1000),
     ) -> None:
         self.data_sharing = data_sharing
         self.import_limits = import_limits or ImportLimits(message_chars=max_message_chars)
@@ -72,7 +64,8 @@ class ChatService:
         self.max_message_chars = max_message_chars
         self.frame_seconds = frame_seconds
         self.frame_budget = frame_budget
-        self._stops: dict[tuple[str, str], asyncio.Event] = {}
+        self.answers = Answers()
+        self.max_answers_per_person, self.max_answers = answer_limits
         self._all_deleted: list[Callable[[Owner], None]] = []
         self._adopting = KeyedLocks()
 
@@ -138,18 +131,25 @@ class ChatService:
         ]
 
     def conversation(self, owner: Owner, conversation_id: str) -> dict:
+        """The conversation: `messages` on the shown path (root to `leaf_id`, ids in `path`),
+        `all_messages` of every branch; each message with its `siblings` (ids, its own
+        included) and whether it can be `continuable`. An answer being written shows as far
+        as it has got (`writing`)."""
         conv = self._load(owner, conversation_id)
-        writing = (owner.id, conversation_id) in self._stops
-        conv["messages"] = [
-            {
-                k: m.get(k)
-                for k in ("id", "role", "content", "created_at", "model", "incomplete", "notice")
-            }
-            for m in conv["messages"]
-        ]
-        for m in conv["messages"]:  # an answer's end is saved with why it is incomplete,
-            if m["incomplete"] and not m["notice"] and not writing:  # unless the server died
-                m["notice"] = SERVER_STOPPED
+        live = self.answers.get((owner.id, conversation_id))
+        messages = conv["messages"]
+        if live is not None:
+            messages, conv["leaf_id"] = _with_live(messages, live), live.message_id
+        for m in messages:  # an answer's end is saved with why it is incomplete,
+            if m.get("incomplete") and not m.get("notice"):  # unless the server died
+                if live is None or m["id"] != live.message_id:
+                    m["notice"] = SERVER_STOPPED
+        shown = tree.path(messages, conv["leaf_id"])
+        public = {m["id"]: _public(m, messages) for m in messages}
+        conv["path"] = [m["id"] for m in shown]
+        conv["messages"] = [public[m["id"]] for m in shown]
+        conv["all_messages"] = list(public.values())
+        conv["writing"] = live is not None
         conv["notice"] = self.retirement_notice(conv)  # empty unless its model was retired
         return conv
 
@@ -183,9 +183,8 @@ class ChatService:
     def delete_all_conversations(self, owner: Owner) -> int:
         """Delete every conversation for good, stop their answers, and tell the doors
         (`when_all_deleted`) to drop what they keep of them (the page's export files)."""
-        for who, conversation_id in list(self._stops):
-            if who == owner.id:
-                self.stop(owner, conversation_id)
+        for live in self.answers.owned_by(owner.id):
+            live.stop()
         deleted = self.history.delete_all_conversations(owner.id)
         for forget in self._all_deleted:
             forget(owner)
@@ -298,114 +297,223 @@ class ChatService:
             )
         return text
 
+    # -- answers: each one a task of the server's (chat/answers.py) ----------------------
+
+    def writing(self, owner: Owner, conversation_id: str) -> bool:
+        """Whether an answer is being written in this conversation right now."""
+        return self.answers.get((owner.id, conversation_id)) is not None
+
     def stop(self, owner: Owner, conversation_id: str) -> bool:
-        """Stop the answer being written in this conversation; what was written is kept."""
-        event = self._stops.get((owner.id, conversation_id))
-        if event is None:
+        """Stop the answer being written in this conversation, from any page or client (and
+        any thread): the request to the model is cancelled, what was written is kept."""
+        live = self.answers.get((owner.id, conversation_id))
+        if live is None:
             return False
-        event.set()
+        live.stop()
         return True
 
     async def send(
         self, owner: Owner, message: str, conversation_id: str = "", model_id: str = ""
     ) -> AsyncIterator[ChatUpdate]:
-        """Store the message, stream the answer, store it as it grows.
+        """Store the message below the shown leaf, write the answer, follow it.
 
         The person's message is always stored before any of the answer is (its first words
         may show while that write is under way: `ChatUpdate.stored` says when it is done);
         the answer is stored every few seconds while it streams, and at the end marked
-        complete, stopped or failed (with the reason).
+        complete, stopped or failed (with the reason). Leaving never stops it: see `follow`.
         """
         text = self.check_message(message)
         if conversation_id:  # read and parsed in a worker thread: it may be large
             conv = await asyncio.to_thread(self._load, owner, conversation_id)
-        else:  # created with its first message, in _store_question
-            conv = {"id": "", "model": self._model_for_new(model_id).id, "messages": []}
-        async with contextlib.aclosing(self._generate(owner, conv, text)) as updates:
-            async for update in updates:
-                yield update
+        else:  # created with its first message, in _store_turn
+            model = self._model_for_new(model_id)
+            conv = {"id": "", "model": model.id, "messages": [], "leaf_id": None}
+        async for update in self._write(owner, self._asked(conv, text, conv["leaf_id"])):
+            yield update
 
-    async def retry(self, owner: Owner, conversation_id: str) -> AsyncIterator[ChatUpdate]:
-        """Write the last answer again (after a failure, or to get another one)."""
-        conv = await asyncio.to_thread(self._without_last_answer, owner, conversation_id)
-        async with contextlib.aclosing(self._generate(owner, conv, None)) as updates:
-            async for update in updates:
-                yield update
+    async def edit(
+        self, owner: Owner, conversation_id: str, message_id: str, message: str
+    ) -> AsyncIterator[ChatUpdate]:
+        """Ask again with `message` in place of the person's message `message_id`: a new
+        branch beside it, answered afresh. The old branch stays as it was."""
+        text = self.check_message(message)
+        conv = await asyncio.to_thread(self._load, owner, conversation_id)
+        target = self._message(conv, message_id)
+        if target["role"] != "user":
+            raise ServiceError("Only your own messages can be edited; answer again instead.")
+        async for update in self._write(owner, self._asked(conv, text, target["parent_id"])):
+            yield update
 
-    def _without_last_answer(self, owner: Owner, conversation_id: str) -> dict:
-        """The conversation, its last answers deleted (in a worker thread: files)."""
-        conv = self._load(owner, conversation_id)
-        messages = conv["messages"]
-        while messages and messages[-1]["role"] == "assistant":
-            if (owner.id, conversation_id) in self._stops:
-                raise ServiceError(BUSY)
-            self.history.delete_message(owner.id, conversation_id, messages.pop()["id"])
-        if not messages:
+    async def retry(
+        self, owner: Owner, conversation_id: str, message_id: str = ""
+    ) -> AsyncIterator[ChatUpdate]:
+        """Another answer beside the answer `message_id` (default: the shown one); the first
+        one stays, and both can be browsed. A question left unanswered is answered."""
+        conv = await asyncio.to_thread(self._load, owner, conversation_id)
+        target = self._message(conv, message_id or conv["leaf_id"] or "")
+        asked = target["parent_id"] if target["role"] == "assistant" else target["id"]
+        if asked is None:
             raise ServiceError("There is no message to answer again in this conversation.")
-        return conv
+        prompt = tree.path(conv["messages"], asked)
+        answer = self._new_answer(conv, asked)
+        async for update in self._write(owner, _Turn(conv, prompt, [answer], answer)):
+            yield update
 
-    def _store_question(
-        self, owner: Owner, conv: dict, cid: str, model: Model, text: str | None
-    ) -> None:
+    async def continue_answer(
+        self, owner: Owner, conversation_id: str, message_id: str = ""
+    ) -> AsyncIterator[ChatUpdate]:
+        """Go on writing the answer `message_id` (default: the shown one) where it ended: cut
+        by the model's length limit, or stopped. The model is sent it as its own last turn."""
+        conv = await asyncio.to_thread(self._load, owner, conversation_id)
+        target = self._message(conv, message_id or conv["leaf_id"] or "")
+        if not _continuable(target, conv["messages"]):
+            raise ServiceError(
+                "Only an answer that was stopped or reached the length limit, with nothing "
+                "after it, can be continued."
+            )
+        prompt = tree.path(conv["messages"], target["id"])
+        async for update in self._write(owner, _Turn(conv, prompt, [], target)):
+            yield update
+
+    def switch_branch(self, owner: Owner, conversation_id: str, message_id: str) -> dict:
+        """Show the branch through `message_id` (down to its newest answer); the conversation."""
+        conv = self._load(owner, conversation_id)
+        self._message(conv, message_id)
+        if self.writing(owner, conversation_id):
+            raise ServiceError(BUSY)
+        leaf = tree.deepest(conv["messages"], message_id)
+        if not self.history.show_leaf(owner.id, conversation_id, leaf):
+            raise ServiceError(NOT_FOUND)
+        return self.conversation(owner, conversation_id)
+
+    async def follow(self, owner: Owner, conversation_id: str) -> AsyncIterator[ChatUpdate]:
+        """The answer being written in this conversation, live from where it is to its end.
+        When none is, one last frame with the shown answer as stored."""
+        live = self.answers.get((owner.id, conversation_id))
+        if live is not None:
+            async for update in live.frames():
+                yield update
+            return
+        conv = await asyncio.to_thread(self.conversation, owner, conversation_id)
+        shown = conv["messages"][-1] if conv["messages"] else {}
+        if shown.get("role") != "assistant":
+            yield ChatUpdate(conversation_id, "", done=True, stored=True)
+            return
+        notice = shown["notice"] or ""
+        yield ChatUpdate(
+            conversation_id,
+            shown["content"],
+            done=True,
+            notice=notice,
+            failed=notice not in ("", STOPPED, SERVER_STOPPED),
+            stored=True,
+            message_id=shown["id"],
+            reasoning=shown["reasoning"] or "",
+            finish_reason=shown["finish_reason"],
+        )
+
+    def _message(self, conv: dict, message_id: str) -> dict:
+        for m in conv["messages"]:
+            if m["id"] == message_id:
+                return m
+        raise ServiceError(NO_MESSAGE)
+
+    def _new_answer(self, conv: dict, parent_id: str) -> dict:
+        model = self._model_for(conv)
+        return store.message_row(
+            "assistant", "", parent_id=parent_id, model=model.id, incomplete=True
+        )
+
+    def _asked(self, conv: dict, text: str, parent_id: str | None) -> _Turn:
+        """A new question below `parent_id`, and its answer to come."""
+        question = store.message_row("user", text, parent_id=parent_id)
+        answer = self._new_answer(conv, question["id"])
+        prompt = [*tree.path(conv["messages"], parent_id), question]
+        return _Turn(conv, prompt, [question, answer], answer)
+
+    def _admit(self, owner: Owner, key: tuple[str, str]) -> None:
+        """Refuse an answer past the bounds: one per conversation, and the limits."""
+        if self.answers.get(key) is not None:
+            raise ServiceError(BUSY)
+        mine = len(self.answers.owned_by(owner.id))
+        if mine >= self.max_answers_per_person:
+            raise ServiceError(
+                f"You already have {mine} answers being written. Wait until one of them "
+                "ends (or stop one), then send your message again."
+            )
+        if len(self.answers) >= self.max_answers:
+            raise ServiceError(
+                "The server is writing as many answers as it can right now. "
+                "Send your message again in a moment."
+            )
+
+    async def _write(self, owner: Owner, turn: _Turn) -> AsyncIterator[ChatUpdate]:
+        """Start the answer as a task of the server's, and follow it. Whoever reads this
+        may go away: the answer goes on to its end, and is saved."""
+        cid = turn.conv["id"] or store.new_id()
+        key = (owner.id, cid)
+        self._admit(owner, key)  # and started in the same step: no await in between
+        live = self.answers.start(
+            key, turn.answer["id"], lambda live: self._produce(owner, cid, turn, live)
+        )
+        live.rows = turn.new
+        async for update in live.frames():
+            yield update
+
+    def _store_turn(self, owner: Owner, cid: str, turn: _Turn, model: Model) -> None:
         """Create the conversation if it is new, record the sharing consent, store the
-        person's message. Runs in a worker thread: each write fsyncs (ms on a real disk)."""
-        if not conv["id"]:  # one write: the row, its consent, the message
+        question and the answer's row. Runs in a worker thread: each write fsyncs (ms on a
+        real disk), and it is one write of the conversation's file."""
+        if not turn.conv["id"]:  # one write: the row, its consent, the messages
+            consent = self._consent(owner, model)
+            _stamp(turn.new)  # after the consent's time: the messages are covered by it
             self.history.create_conversation(
                 owner.id,
-                model=conv["model"],
+                model=turn.conv["model"],
                 conversation_id=cid,
-                first_message=text,
-                **self._consent(owner, model),
+                messages=turn.new,
+                **consent,
             )
             return
         self._record_consent(owner, cid, model)  # before the message, so that it is covered
-        if text is not None:
-            self.history.append_message(owner.id, cid, role="user", content=text)
+        _stamp(turn.new)
+        if turn.new:
+            self.history.add_messages(owner.id, cid, turn.new)
+            return
+        # A continued answer: incomplete again until its new end is saved, and shown.
+        fields = {"incomplete": True, "notice": "", "finish_reason": None}
+        self.history.update_message(owner.id, cid, turn.answer["id"], **fields)
+        self.history.show_leaf(owner.id, cid, turn.answer["id"])
 
-    async def _generate(
-        self, owner: Owner, conv: dict, text: str | None
+    async def _produce(
+        self, owner: Owner, cid: str, turn: _Turn, live: Answer
     ) -> AsyncIterator[ChatUpdate]:
-        model = self._model_for(conv)
-        cid = conv["id"] or store.new_id()
-        key = (owner.id, cid)
-        if key in self._stops:
-            raise ServiceError(BUSY)
-        self._stops[key] = stop = asyncio.Event()
-        try:
-            history = list(conv["messages"])
-            if text is not None:
-                history.append({"role": "user", "content": text})
-            prompt = build_messages(
-                history,
-                system_prompt=model.system_prompt,
-                context_window=model.context_window,
-                max_tokens=model.parameters.max_tokens or 512,
-            )
-            # The request to the model leaves first. The person's message is written in a
-            # worker thread meanwhile: the fsyncs stay out of the time to first token and
-            # never stall the event loop other chats stream on. The answer is only ever
-            # written after it (see _answer), and frames say when it is stored.
-            stream = self.endpoints.stream(model, prompt)
-            head = asyncio.ensure_future(anext(stream, None))
-            stored = asyncio.ensure_future(
-                asyncio.to_thread(self._store_question, owner, conv, cid, model, text)
-            )
-            stored.add_done_callback(_log_store_failure)
-            # Closed with this generator, so that an answer cut short is saved before it ends.
-            answer = self._answer(owner, cid, model, stream, head, stored, stop)
-            async with contextlib.aclosing(answer) as updates:
-                async for update in updates:
-                    if update.done:  # free the conversation before the caller hears it ended
-                        self._free(key, stop)
-                    yield update
-        finally:
-            self._free(key, stop)
+        """The answer's frames, as the model writes it: runs as the answer's task."""
+        model = self._model_for(turn.conv)
+        prompt = build_messages(
+            turn.prompt,
+            system_prompt=model.system_prompt,
+            context_window=model.context_window,
+            max_tokens=model.parameters.max_tokens or 512,
+        )
+        # The request to the model leaves first. The person's message is written in a
+        # worker thread meanwhile: the fsyncs stay out of the time to first token and
+        # never stall the event loop other chats stream on. The answer is only ever
+        # written after it (see _answer), and frames say when it is stored.
+        stream = self.endpoints.stream(model, prompt)
+        head = asyncio.ensure_future(anext(stream, None))
+        stored = asyncio.ensure_future(asyncio.to_thread(self._store_turn, owner, cid, turn, model))
+        stored.add_done_callback(_log_store_failure)
+        answer = self._answer(owner, cid, turn.answer, stream, head, stored, live)
+        async with contextlib.aclosing(answer) as updates:
+            async for update in updates:
+                yield update
 
     def _spread(self, seconds: float, budget: float) -> float:
         """`seconds`, or longer when so many answers stream at once that doing something
         every `seconds` in each would pass `budget` times a second in all. An answer alone
         always keeps `seconds` (with frame_seconds=0, a frame for every token)."""
-        streaming = len(self._stops)
+        streaming = len(self.answers)
         return max(seconds, streaming / budget) if streaming > 1 else seconds
 
     _closing = False  # set by shutdown(): answers stopped from then on say the server stopped
@@ -414,91 +522,130 @@ class ChatService:
         """The server is about to exit: stop every answer in progress, and wait (at most
         `timeout` seconds) until each is saved with SERVER_STOPPED. Returns how many."""
         self._closing = True
-        stops = list(self._stops.values())
-        for stop in stops:
-            stop.set()
+        live = self.answers.all()
+        for answer in live:
+            answer.stop()
         deadline = time.monotonic() + timeout
-        while self._stops and time.monotonic() < deadline:
+        while len(self.answers) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        return len(stops)
-
-    def _free(self, key: tuple[str, str], stop: asyncio.Event) -> None:
-        """The conversation takes a next message (unless a next one has already begun)."""
-        if self._stops.get(key) is stop:
-            del self._stops[key]
+        return len(live)
 
     async def _answer(
         self,
         owner: Owner,
         cid: str,
-        model: Model,
+        row: dict,
         stream: AsyncIterator[str],
         head: asyncio.Future,
         stored: asyncio.Future,
-        stop: asyncio.Event,
+        live: Answer,
     ) -> AsyncIterator[ChatUpdate]:
+        base = row["content"]  # what a continued answer already says
         parts: list[str] = []
+        thoughts: list[str] = [row.get("reasoning") or ""]
         last_frame, last_save = 0.0, time.monotonic()
-        notice, failed = "", False
-        saved: dict = {}  # the stored answer, once written
+        notice, failed, finish = "", False, None
+        saving: asyncio.Future | None = None  # a save in a worker thread, never abandoned
 
         def save(**fields) -> None:
-            # The answer is first written after SAVE_EVERY seconds (or at its end), not before
-            # its first token: the disk stays out of the time to first token.
-            if "id" in saved:
-                self.history.update_message(owner.id, cid, saved["id"], **fields)
-            else:
-                saved.update(
-                    self.history.append_message(
-                        owner.id,
-                        cid,
-                        role="assistant",
-                        model=model.id,
-                        **{"content": "", "incomplete": True, **fields},
-                    )
-                    or {}
-                )
+            self.history.update_message(owner.id, cid, row["id"], **fields)
 
         def question_stored() -> bool:
             return stored.done() and not stored.cancelled() and stored.exception() is None
 
+        def frame(**fields) -> ChatUpdate:
+            return ChatUpdate(
+                cid,
+                base + "".join(parts),
+                stored=fields.pop("stored", None) or question_stored(),
+                message_id=row["id"],
+                reasoning="".join(thoughts),
+                **fields,
+            )
+
         try:
-            yield ChatUpdate(cid, "", stored=question_stored())
+            yield frame()
             async for piece in _after(head, stream):
-                parts.append(piece)
-                if stop.is_set():
-                    notice = SERVER_STOPPED if self._closing else "Stopped."
-                    break
+                if type(piece) is str:  # the answer itself: the common case, checked first
+                    parts.append(piece)
+                elif isinstance(piece, Finish):
+                    finish = piece.reason
+                    continue
+                else:
+                    thoughts.append(piece)
                 now = time.monotonic()
                 # Under load the words come a few at a time instead of everyone's answer
                 # falling behind: a frame costs the web server the same whatever it holds.
                 if now - last_frame >= self._spread(self.frame_seconds, self.frame_budget):
                     last_frame = now
-                    yield ChatUpdate(cid, "".join(parts), stored=question_stored())
+                    yield frame()
                 if now - last_save >= self._spread(SAVE_EVERY, SAVE_BUDGET):
                     last_save = now
-                    await stored  # the question first, always
-                    await asyncio.to_thread(save, content="".join(parts))
+                    await asyncio.shield(stored)  # the question first, always
+                    content, reasoning = base + "".join(parts), "".join(thoughts)
+                    saving = asyncio.ensure_future(
+                        asyncio.to_thread(save, content=content, reasoning=reasoning)
+                    )
+                    await asyncio.shield(saving)
         except ChatError as e:
             notice, failed = str(e), True
-        except (asyncio.CancelledError, GeneratorExit):
-            # The page or client went away mid-answer: keep what was written, saved in a
-            # worker thread (shielded: a second cancel leaves the save to finish there).
-            if question_stored():
-                interrupted = asyncio.to_thread(
-                    save,
-                    content="".join(parts),
-                    incomplete=True,
-                    notice="Interrupted: the page was closed before the answer ended.",
-                )
-                await asyncio.shield(interrupted)
-            raise
+        except asyncio.CancelledError:
+            if not live.stopping:  # the loop is going down without shutdown(): keep it
+                if question_stored():
+                    text = base + "".join(parts)
+                    kept = asyncio.to_thread(save, content=text, notice=SERVER_STOPPED)
+                    await asyncio.shield(kept)
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            notice = SERVER_STOPPED if self._closing else STOPPED
         finally:
+            live.finishing = True  # a stop from now on changes nothing
             await _close(head, stream)
+        if saving is not None:
+            await asyncio.wait([saving])  # the last save lands after it, never before
         await stored  # the question first, always (raises if it could not be stored)
-        text = "".join(parts)
-        await asyncio.to_thread(save, content=text, incomplete=bool(notice), notice=notice)
-        yield ChatUpdate(cid, text, done=True, notice=notice, failed=failed, stored=True)
+        text, reasoning = base + "".join(parts), "".join(thoughts)
+        await asyncio.to_thread(
+            save,
+            content=text,
+            reasoning=reasoning,
+            incomplete=bool(notice),
+            notice=notice,
+            finish_reason=None if notice else finish or "stop",
+        )
+        finish = None if notice else finish or "stop"
+        yield frame(done=True, notice=notice, failed=failed, stored=True, finish_reason=finish)
+
+
+@dataclass
+class _Turn:
+    """What one answer is written for: the conversation as loaded, the messages the model
+    sees (root to question, or to the answer it continues), the rows to store first (the
+    question and the answer's, or none), and the answer's row."""
+
+    conv: dict
+    prompt: list[dict]
+    new: list[dict]
+    answer: dict
+
+
+def _stamp(rows: list[dict]) -> None:
+    """Date rows as they are stored."""
+    stamp = store.now()
+    for row in rows:
+        row["created_at"] = stamp
+
+
+def _continuable(message: dict, messages: list[dict]) -> bool:
+    """An answer with nothing after it that ended early: cut by the length limit, stopped,
+    or interrupted when the server stopped."""
+    if message["role"] != "assistant" or tree.children(messages, message["id"]):
+        return False
+    if message.get("finish_reason") == "length":
+        return True
+    return message.get("notice") in (STOPPED, SERVER_STOPPED) or (
+        message.get("incomplete") and not message.get("notice")
+    )
 
 
 def _log_store_failure(stored: asyncio.Future) -> None:
@@ -524,3 +671,43 @@ async def _after(head: asyncio.Future, stream: AsyncIterator[str]) -> AsyncItera
     yield first
     async for piece in stream:
         yield piece
+
+
+MESSAGE_KEYS = (
+    "id",
+    "parent_id",
+    "role",
+    "content",
+    "reasoning",
+    "created_at",
+    "model",
+    "incomplete",
+    "notice",
+    "finish_reason",
+)
+
+
+def _public(message: dict, messages: list[dict]) -> dict:
+    """A message as the doors show it: its fields, its siblings' ids, and Continue."""
+    out = {k: message.get(k) for k in MESSAGE_KEYS}
+    out["reasoning"] = out["reasoning"] or ""
+    out["notice"] = out["notice"] or ""
+    out["siblings"] = [m["id"] for m in tree.siblings(messages, message["id"])]
+    out["continuable"] = _continuable(message, messages)
+    return out
+
+
+def _with_live(messages: list[dict], live: Answer) -> list[dict]:
+    """The stored messages with the answer in progress as far as it has got (its rows too,
+    when their first write has not landed yet)."""
+    have = {m["id"] for m in messages}
+    rows = [*messages, *(dict(r) for r in live.rows if r["id"] not in have)]
+    frame = live.frame
+    if frame is None:
+        return rows
+    return [
+        {**m, "content": frame.text, "reasoning": frame.reasoning}
+        if m["id"] == live.message_id
+        else m
+        for m in rows
+    ]

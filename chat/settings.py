@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Frames per second of all the answers streaming at once together: past it, each
     # answer's frames come further apart than stream_frame_seconds (ChatService).
     stream_frame_budget: float = Field(800.0, gt=0)
+    # Answers being written at once: each one a task of the server's that outlives the page
+    # that asked for it. Past either bound, a new message is refused with a clear reason.
+    max_answers_per_person: int = Field(4, ge=1)
+    max_answers: int = Field(1000, ge=1)
     cookie_samesite: Literal["none", "lax", "strict"] = "none"
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     cookie_partitioned: bool = True

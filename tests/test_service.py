@@ -96,7 +96,6 @@ def test_many_answers_at_once_share_the_frames_and_still_stream(tmp_path):
 # -- files stay off the event loop -----------------------------------------------------------
 
 ME = Owner(id="anon:" + "7" * 40, kind="anonymous")
-INTERRUPTED = "Interrupted: the page was closed before the answer ended."
 
 
 class WatchedHistory(History):
@@ -107,7 +106,6 @@ class WatchedHistory(History):
         super().__init__(root)
         self.threads: dict[str, list[threading.Thread]] = defaultdict(list)
         self.reading, self.loop_ran = threading.Event(), threading.Event()
-        self.interrupted = threading.Event()
 
     def get_conversation(self, owner, conversation_id):
         self.threads["read"].append(threading.current_thread())
@@ -117,22 +115,13 @@ class WatchedHistory(History):
         self.reading.clear()
         return super().get_conversation(owner, conversation_id)
 
-    def delete_message(self, owner, conversation_id, message_id):
-        self.threads["delete"].append(threading.current_thread())
-        return super().delete_message(owner, conversation_id, message_id)
-
-    def append_message(self, owner, conversation_id, **fields):
-        self._saved(fields)
-        return super().append_message(owner, conversation_id, **fields)
+    def add_messages(self, owner, conversation_id, messages, **fields):
+        self.threads["store"].append(threading.current_thread())
+        return super().add_messages(owner, conversation_id, messages, **fields)
 
     def update_message(self, owner, conversation_id, message_id, **fields):
-        self._saved(fields)
-        return super().update_message(owner, conversation_id, message_id, **fields)
-
-    def _saved(self, fields: dict) -> None:
         self.threads["save"].append(threading.current_thread())
-        if fields.get("notice") == INTERRUPTED:
-            self.interrupted.set()
+        return super().update_message(owner, conversation_id, message_id, **fields)
 
 
 async def _heartbeat(history: WatchedHistory) -> None:
@@ -180,9 +169,11 @@ def test_sending_into_a_long_conversation_reads_it_off_the_event_loop(tmp_path):
     assert history.threads["loop ran during the read"] == [True]
 
 
-def test_retrying_reads_and_deletes_off_the_event_loop(tmp_path):
+def test_retrying_reads_and_stores_off_the_event_loop_and_keeps_the_first_answer(tmp_path):
     history = WatchedHistory(tmp_path)
     cid = _a_long_conversation(history)
+    first = history.get_conversation(ME.id, cid)["messages"][-1]
+    history.threads.clear()
     with ScriptedServer() as srv:
         srv.script("tokens", tokens=["Again", "."])
         service = _service(srv, tmp_path, history)
@@ -191,14 +182,19 @@ def test_retrying_reads_and_deletes_off_the_event_loop(tmp_path):
             return [u async for u in service.retry(ME, cid)][-1].text
 
         assert asyncio.run(_with_heartbeat(history, retry())) == "Again."
-    assert _off_the_loop(history.threads["read"]) and _off_the_loop(history.threads["delete"])
+    assert _off_the_loop(history.threads["read"]) and _off_the_loop(history.threads["store"])
     assert history.threads["loop ran during the read"] == [True]
+    conv = service.conversation(ME, cid)
+    assert conv["messages"][-1]["content"] == "Again."
+    assert conv["messages"][-1]["siblings"] == [first["id"], conv["messages"][-1]["id"]]
 
 
-def test_an_answer_cut_short_by_a_closed_page_is_saved_off_the_event_loop(tmp_path):
+def test_an_answer_goes_on_to_its_end_when_its_page_closes(tmp_path):
+    """The answer is the server's: the page that asked leaving does not cut it short."""
     history = WatchedHistory(tmp_path)
+    tokens = [f" w{i}" for i in range(40)]
     with ScriptedServer() as srv:
-        srv.script("tokens", tokens=[f" w{i}" for i in range(200)], delay=0.05)
+        srv.script("tokens", tokens=tokens, delay=0.02)
         service = _service(srv, tmp_path, history)
 
         async def leave_mid_answer() -> str:
@@ -207,13 +203,16 @@ def test_an_answer_cut_short_by_a_closed_page_is_saved_off_the_event_loop(tmp_pa
                 if update.stored and update.text:
                     break
             await updates.aclose()  # what Gradio does when the page goes away
-            assert await asyncio.to_thread(history.interrupted.wait, 10), "never saved"
-            return update.conversation_id
+            cid = update.conversation_id
+            assert service.writing(ME, cid)
+            async for update in service.follow(ME, cid):  # coming back: it is still going
+                pass
+            return cid
 
         cid = asyncio.run(leave_mid_answer())
     assert _off_the_loop(history.threads["save"]), history.threads["save"]
     answer = history.get_conversation(ME.id, cid)["messages"][-1]
-    assert (answer["notice"], answer["incomplete"]) == (INTERRUPTED, True)
+    assert (answer["content"], answer["notice"], answer["incomplete"]) == ("".join(tokens), "", False)
 
 
 # -- deleting stops the answer ------------------------------------------------------------
