@@ -28,7 +28,15 @@ from .api import DAMAGED, DISK_ERRORS, not_stored
 from .doors import OwnerOf, owner_off_loop
 from .history import CorruptFile
 from .identity import Owner
-from .service import BUSY, NOT_FOUND, ChatService, ChatUpdate, ServiceError
+from .service import (
+    BUSY,
+    NO_MESSAGE,
+    NOT_FOUND,
+    ChatService,
+    ChatUpdate,
+    ServiceError,
+    TooManyAnswers,
+)
 
 PATH = "/api/chat"
 FOLLOW_PATH = "/api/follow"
@@ -80,7 +88,9 @@ def _event(name: str, data: object) -> bytes:
 
 
 def _status(error: ServiceError) -> int:
-    return {NOT_FOUND: 404, BUSY: 409}.get(str(error), 400)
+    if isinstance(error, TooManyAnswers):
+        return 429
+    return {NOT_FOUND: 404, NO_MESSAGE: 404, BUSY: 409}.get(str(error), 400)
 
 
 async def _events(first: ChatUpdate, updates: AsyncIterator[ChatUpdate]) -> AsyncIterator[bytes]:

@@ -12,9 +12,7 @@ to get exact streams and to inject faults.
 Scenarios (options): tokens (tokens, delay), echo (delay), status (status, body, headers),
 cut (tokens, after, delay), malformed, slow (tokens, delay=0.5), empty, error_event (tokens,
 error, error_type: the tokens, then an `{"error", "error_type"}` event as TGI sends one).
-Every scenario also takes first_delay: seconds to wait before the response headers are sent;
-a stream ends with the finish reason `finish` ("stop" unless told, e.g. "length"). A request
-whose stream the client closed before its end is logged with "hung_up": True.
+Every scenario also takes first_delay: seconds to wait before the response headers are sent.
 """
 
 from __future__ import annotations
@@ -149,11 +147,23 @@ class ScriptedServer(LoopbackServer):
         after = int(opts.get("after", 1)) if scenario == "cut" else len(tokens)
         delay = float(opts.get("delay", 0.5 if scenario == "slow" else 0))
         error = (opts.get("error", "scripted error"), opts.get("error_type", "generation"))
-        finish = str(opts.get("finish", "stop"))
-        stream = self._stream(scenario, tokens[:after], meta, delay, client, error, finish)
-        stream = self._watched(stream, entry)
+        stream = self._stream(scenario, tokens[:after], meta, delay, client, error)
         headers = {"cache-control": "no-cache"}
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        watched = self._watched(stream, entry)
+        return StreamingResponse(watched, media_type="text/event-stream", headers=headers)
+
+    async def _watched(
+        self, stream: AsyncIterator[bytes], entry: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        """`stream`, its request logged with "hung_up": True if the client closes it early
+        (as a stopped answer's request must be)."""
+        try:
+            async for event in stream:
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            with self._lock:
+                entry["hung_up"] = True
+            raise
 
     async def _stream(
         self,
@@ -163,7 +173,6 @@ class ScriptedServer(LoopbackServer):
         delay: float,
         client: Any,
         error: tuple[str, str],
-        finish: str,
     ) -> AsyncIterator[bytes]:
         def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -182,20 +191,8 @@ class ScriptedServer(LoopbackServer):
         if scenario == "error_event":
             yield _sse({"error": error[0], "error_type": error[1]})
             return
-        yield b"data: {not json\n\n" if scenario == "malformed" else chunk({}, finish)
+        yield b"data: {not json\n\n" if scenario == "malformed" else chunk({}, "stop")
         yield _sse("[DONE]")
-
-    async def _watched(
-        self, stream: AsyncIterator[bytes], entry: dict[str, Any]
-    ) -> AsyncIterator[bytes]:
-        """`stream`, noting in its request's `entry` when the client hangs up before its end."""
-        try:
-            async for event in stream:
-                yield event
-        except (asyncio.CancelledError, GeneratorExit):
-            with self._lock:
-                entry["hung_up"] = True
-            raise
 
 
 def echo_catalog(root: Path, srv: ScriptedServer) -> Path:

@@ -163,6 +163,13 @@ def test_stop_from_another_client_ends_every_stream_and_the_request_to_the_model
     request = request_for(srv, question)
     until(lambda: request.get("hung_up"), "the request to the model was cancelled")
 
+    srv.script_model("slow", "tokens", tokens=[" The end."])
+    ended = frames(first.submit(cid, kept["id"], api_name="/continue"))
+    assert ended[-1] == (cid, kept["content"] + " The end."), "a stopped answer goes on"
+    whole = first.predict(cid, api_name="/conversation")["messages"]
+    assert [m["id"] for m in whole] == [m["id"] for m in written(first, cid)["messages"]]
+    assert whole[-1]["id"] == kept["id"] and whole[-1]["notice"] == ""
+
 
 def test_edit_and_retry_add_branches_and_switch_branch_shows_each(served):
     srv, app = served
@@ -244,7 +251,7 @@ def test_a_second_answer_at_once_is_refused_past_the_limit_per_person(served):
     c = person(app)
     job = c.submit("the first one", "", "slow", api_name="/chat")
     cid, _ = begun(job)
-    with pytest.raises(Exception, match="already have 1 answers being written"):
+    with pytest.raises(Exception, match="Wait until one of them ends"):
         c.predict(f"{MARK} another", "", "story", api_name="/chat")
     assert [x["id"] for x in c.predict(api_name="/conversations")] == [cid], "nothing stored"
     assert chat(person(app), "someone else") != cid, "another person is not held up"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ def served(tmp_path_factory) -> Iterator[tuple[ScriptedServer, RunningApp]]:
         ]
         catalog = root / "models.yaml"
         catalog.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
-        env = {"PARLOR_STREAM_FRAME_SECONDS": "0"}
+        env = {"PARLOR_STREAM_FRAME_SECONDS": "0", "PARLOR_MAX_ANSWERS_PER_PERSON": "2"}
         app = RunningApp(root / "data", models=catalog, env=env).wait_ready()
         try:
             yield srv, app
@@ -294,3 +295,16 @@ def test_a_second_message_while_the_answer_is_written_is_refused(served):
             third = c.post("api/chat", json={"message": "third", "conversation_id": cid})
         assert third.status_code == 409
         assert "still being written" in third.json()["error"]
+
+
+def test_past_the_answers_a_person_may_have_at_once_a_429_says_to_wait(served):
+    srv, app = served
+    srv.script_model("slow", "tokens", tokens=[f" w{i}" for i in range(40)], delay=0.1)
+    with person(app) as c, ExitStack() as answering:
+        for n in range(2):  # PARLOR_MAX_ANSWERS_PER_PERSON
+            body = {"message": f"story {n}", "model_id": "slow"}
+            next(events(answering.enter_context(c.stream("POST", "api/chat", json=body))))
+        third = c.post("api/chat", json={"message": f"{MARK} a third", "model_id": "story"})
+        assert third.status_code == 429
+        assert "Wait until one of them ends" in third.json()["error"]
+        assert len(gradio(app, c).predict(api_name="/conversations")) == 2, "nothing stored"
