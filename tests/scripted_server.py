@@ -195,16 +195,23 @@ class ScriptedServer(LoopbackServer):
         yield _sse("[DONE]")
 
 
-def echo_catalog(root: Path, srv: ScriptedServer) -> Path:
-    """A models.yaml in `root` with one model: `srv`'s echo, as an `openai` endpoint."""
+def scripted_catalog(root: Path, srv: ScriptedServer, names: list[str]) -> Path:
+    """A models.yaml in `root` with a model for each of `names`, served by `srv` (as an
+    `openai` endpoint whose served model is that name: `srv.script_model(name, ...)`)."""
     models = [
         {
-            "id": "echo",
-            "name": "Scripted echo",
+            "id": name,
+            "name": f"Scripted {name}",
             "parameters": {"max_tokens": 64},
-            "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": "echo"}],
+            "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": name}],
         }
+        for name in names
     ]
     path = root / "models.yaml"
     path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
     return path
+
+
+def echo_catalog(root: Path, srv: ScriptedServer) -> Path:
+    """A models.yaml in `root` with one model: `srv`'s echo, as an `openai` endpoint."""
+    return scripted_catalog(root, srv, ["echo"])

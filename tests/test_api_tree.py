@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import yaml
 from apprunner import RunningApp
 from gradio_client import Client
-from scripted_server import ScriptedServer
+from scripted_server import ScriptedServer, scripted_catalog
 
 from chat.identity import COOKIE_NAME
 
@@ -29,17 +28,7 @@ WORDS = [f" w{i}" for i in range(40)]  # 40 words 0.1 s apart: an answer still b
 def served(tmp_path_factory) -> Iterator[tuple[ScriptedServer, RunningApp]]:
     root = tmp_path_factory.mktemp("api-tree")
     with ScriptedServer() as srv:
-        models = [
-            {
-                "id": name,
-                "name": f"Scripted {name}",
-                "parameters": {"max_tokens": 64},
-                "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": name}],
-            }
-            for name in ("story", "slow")
-        ]
-        catalog = root / "models.yaml"
-        catalog.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+        catalog = scripted_catalog(root, srv, ["story", "slow"])
         env = {"PARLOR_STREAM_FRAME_SECONDS": "0", "PARLOR_MAX_ANSWERS_PER_PERSON": "1"}
         app = RunningApp(root / "data", models=catalog, env=env).wait_ready()
         try:
@@ -72,11 +61,13 @@ def chat(c: Client, message: str, conversation_id: str = "", model: str = "story
     return frames(c.submit(message, conversation_id, model, api_name="/chat"))[-1][0]
 
 
-def begun(job: Any) -> tuple[str, str]:
-    """Read a streaming job until its answer has begun: [conversation_id, answer_so_far]."""
+def begun(c: Client, message: str) -> tuple[Any, str, str]:
+    """Send `message` to the slow model and read until its answer has begun: the job still
+    streaming, the conversation's id and the answer so far."""
+    job = c.submit(message, "", "slow", api_name="/chat")
     for conversation_id, text in job:
         if text:
-            return conversation_id, text
+            return job, conversation_id, text
     raise AssertionError("the answer never began")
 
 
@@ -115,8 +106,7 @@ def test_an_answer_left_mid_way_is_finished_and_kept(served):
     srv, app = served
     srv.script_model("slow", "tokens", tokens=WORDS, delay=0.05)
     c = person(app)
-    job = c.submit(f"{MARK} a long story", "", "slow", api_name="/chat")
-    cid, seen = begun(job)
+    job, cid, seen = begun(c, f"{MARK} a long story")
     job.cancel()  # the client goes away: the server is told, and the job ends
     assert len(seen) < len("".join(WORDS))
     answer = written(c, cid)["messages"][-1]
@@ -129,8 +119,7 @@ def test_another_client_follows_the_answer_live_to_its_end(served):
     srv, app = served
     srv.script_model("slow", "tokens", tokens=WORDS, delay=0.1)
     first = person(app)
-    job = first.submit(f"{MARK} tell me everything", "", "slow", api_name="/chat")
-    cid, seen = begun(job)
+    job, cid, seen = begun(first, f"{MARK} tell me everything")
     second = same_person(app, first)
     assert second.predict(cid, api_name="/conversation")["writing"] is True
     followed = frames(second.submit(cid, api_name="/follow"))
@@ -148,8 +137,7 @@ def test_stop_from_another_client_ends_every_stream_and_the_request_to_the_model
     srv.script_model("slow", "tokens", tokens=WORDS * 3, delay=0.1)
     first = person(app)
     question = f"{MARK} never stop"
-    job = first.submit(question, "", "slow", api_name="/chat")
-    cid, _ = begun(job)
+    job, cid, _ = begun(first, question)
     second = same_person(app, first)
     follower = second.submit(cid, api_name="/follow")
     next(follower)  # following it
@@ -249,8 +237,7 @@ def test_a_second_answer_at_once_is_refused_past_the_limit_per_person(served):
     srv.script_model("slow", "tokens", tokens=WORDS, delay=0.1)
     srv.script_model("story", "tokens", tokens=["Fine."])
     c = person(app)
-    job = c.submit("the first one", "", "slow", api_name="/chat")
-    cid, _ = begun(job)
+    job, cid, _ = begun(c, "the first one")
     with pytest.raises(Exception, match="Wait until one of them ends"):
         c.predict(f"{MARK} another", "", "story", api_name="/chat")
     assert [x["id"] for x in c.predict(api_name="/conversations")] == [cid], "nothing stored"

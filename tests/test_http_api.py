@@ -14,32 +14,22 @@ from contextlib import ExitStack
 
 import httpx
 import pytest
-import yaml
 from apprunner import RunningApp
 from gradio_client import Client
-from scripted_server import ScriptedServer
+from scripted_server import ScriptedServer, scripted_catalog
 
 from chat.identity import COOKIE_NAME
 
 MARK = "pelican-marble-902"  # in every message sent: the log must never show it
 WORDS = ["Once", " upon", " a", " time", "."]
+LONG = [f" w{i}" for i in range(40)]  # 0.1 s apart: an answer being written for a while
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[ScriptedServer, RunningApp]]:
     root = tmp_path_factory.mktemp("http-api")
     with ScriptedServer() as srv:
-        models = [
-            {
-                "id": name,
-                "name": f"Scripted {name}",
-                "parameters": {"max_tokens": 64},
-                "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": name}],
-            }
-            for name in ("story", "cut", "slow")
-        ]
-        catalog = root / "models.yaml"
-        catalog.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+        catalog = scripted_catalog(root, srv, ["story", "cut", "slow"])
         env = {"PARLOR_STREAM_FRAME_SECONDS": "0", "PARLOR_MAX_ANSWERS_PER_PERSON": "2"}
         app = RunningApp(root / "data", models=catalog, env=env).wait_ready()
         try:
@@ -184,8 +174,7 @@ def test_a_broken_answer_is_explained_and_what_came_is_kept(served):
 
 def test_hanging_up_stops_nothing_the_answer_is_finished_and_kept(served):
     srv, app = served
-    words = [f" w{i}" for i in range(40)]
-    srv.script_model("slow", "slow", tokens=words, delay=0.05)
+    srv.script_model("slow", "slow", tokens=LONG, delay=0.05)
     with person(app) as c:
         body = {"message": f"{MARK} a long one", "model_id": "slow"}
         with c.stream("POST", "api/chat", json=body) as r:
@@ -199,7 +188,7 @@ def test_hanging_up_stops_nothing_the_answer_is_finished_and_kept(served):
             assert time.monotonic() < deadline, "the answer never ended"
             time.sleep(0.1)
         answer = conversation["messages"][1]
-        assert answer["content"] == "".join(words), "the answer went on to its end"
+        assert answer["content"] == "".join(LONG), "the answer went on to its end"
         assert answer["incomplete"] is False and answer["notice"] == ""
         srv.script_model("slow", "tokens", tokens=["Back."])
         after = send(c, "still there?", cid)
@@ -231,8 +220,7 @@ def test_edit_of_and_retry_of_add_branches(served):
 
 def test_follow_streams_the_answer_being_written_to_its_end(served):
     srv, app = served
-    words = [f" w{i}" for i in range(40)]
-    srv.script_model("slow", "tokens", tokens=words, delay=0.1)
+    srv.script_model("slow", "tokens", tokens=LONG, delay=0.1)
     with person(app) as c:
         body = {"message": f"{MARK} a long one", "model_id": "slow"}
         with c.stream("POST", "api/chat", json=body) as r:
@@ -243,12 +231,12 @@ def test_follow_streams_the_answer_being_written_to_its_end(served):
                 followed = post(other, "api/follow", {"conversation_id": cid})
             kinds = [kind for kind, _ in followed]
             assert kinds[-1] == "complete" and set(kinds[:-1]) == {"generating"}
-            assert followed[-1][1] == [cid, "".join(words)]
+            assert followed[-1][1] == [cid, "".join(LONG)]
             assert followed[0][1][1].startswith(seen), "from where the answer was"
             assert len({text for _, (_, text) in followed}) > 1, "live, word by word"
-            assert list(started)[-1] == ("complete", [cid, "".join(words)])
+            assert list(started)[-1] == ("complete", [cid, "".join(LONG)])
         assert post(c, "api/follow", {"conversation_id": cid}) == [
-            ("complete", [cid, "".join(words)])
+            ("complete", [cid, "".join(LONG)])
         ], "once it is written, the answer as stored"
 
 
@@ -299,7 +287,7 @@ def test_a_second_message_while_the_answer_is_written_is_refused(served):
 
 def test_past_the_answers_a_person_may_have_at_once_a_429_says_to_wait(served):
     srv, app = served
-    srv.script_model("slow", "tokens", tokens=[f" w{i}" for i in range(40)], delay=0.1)
+    srv.script_model("slow", "tokens", tokens=LONG, delay=0.1)
     with person(app) as c, ExitStack() as answering:
         for n in range(2):  # PARLOR_MAX_ANSWERS_PER_PERSON
             body = {"message": f"story {n}", "model_id": "slow"}
