@@ -174,7 +174,8 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
     ) -> tuple[str, str]:
         """Follow the answer being written in a conversation, whoever asked for it (another
         tab, another client): streams [conversation_id, answer_so_far] from where it is to
-        its end. When no answer is being written, one update with the last answer shown."""
+        its end. When no answer is being written, one update with the last answer shown (or
+        its error, if it failed)."""
         conversation_id = text(conversation_id, "conversation_id", stored=False)
         owner = await owner_off_loop(owner_of, request, oauth_token)
         async for frame in _frames(service.follow(owner, conversation_id)):
