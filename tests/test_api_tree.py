@@ -132,6 +132,20 @@ def test_another_client_follows_the_answer_live_to_its_end(served):
     assert frames(second.submit(cid, api_name="/follow")) == [(cid, whole)]
 
 
+def test_following_an_answer_that_failed_says_why(served):
+    srv, app = served
+    srv.script_model("story", "status", status=400, body="no such thing")
+    c = person(app)
+    with pytest.raises(Exception) as failed:
+        frames(c.submit("Ask the broken one.", "", "story", api_name="/chat"))
+    (cid,) = [x["id"] for x in c.predict(api_name="/conversations")]
+    notice = c.predict(cid, api_name="/conversation")["messages"][-1]["notice"]
+    assert notice and str(failed.value) == notice
+    with pytest.raises(Exception) as followed:
+        c.predict(cid, api_name="/follow")
+    assert str(followed.value) == notice
+
+
 def test_stop_from_another_client_ends_every_stream_and_the_request_to_the_model(served):
     srv, app = served
     srv.script_model("slow", "tokens", tokens=WORDS * 3, delay=0.1)
