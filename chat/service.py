@@ -438,8 +438,8 @@ class ChatService:
         mine = len(self.answers.owned_by(owner.id))
         if mine >= self.max_answers_per_person:
             raise ServiceError(
-                f"You already have {mine} answers being written. Wait until one of them "
-                "ends (or stop one), then send your message again."
+                f"You already have {mine} answer{'s' if mine > 1 else ''} being written. "
+                "Wait until one ends (or stop one), then send your message again."
             )
         if len(self.answers) >= self.max_answers:
             raise ServiceError(
