@@ -21,10 +21,8 @@ def _run(work):
 
 
 async def _last(updates):
-    last = None
-    async for last in updates:
-        pass
-    return last
+    frames = [u async for u in updates]
+    return frames[-1] if frames else None
 
 
 def _sent(srv: ScriptedServer) -> list[dict]:
