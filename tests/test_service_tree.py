@@ -226,3 +226,22 @@ def test_a_message_id_of_another_conversation_is_not_found(tmp_path):
             service.switch_branch(ME, a.conversation_id, b.message_id)
         with pytest.raises(ServiceError, match="conversation not found"):
             service.switch_branch(OTHER, a.conversation_id, a.message_id)
+
+
+@pytest.mark.parametrize("form", ["field", "think"])
+def test_reasoning_is_kept_apart_and_never_sent_back_to_the_model(tmp_path, form):
+    with ScriptedServer() as srv:
+        service = _service(srv, tmp_path)
+        srv.script(
+            "tokens", tokens=["Four", "."], reasoning=["Two and", " two."], reasoning_form=form
+        )
+        first = _run(_last(service.send(ME, "2+2?")))
+        srv.script("tokens", tokens=["Yes."])
+        _run(_last(service.send(ME, "Sure?", first.conversation_id)))
+        conv = service.conversation(ME, first.conversation_id)
+    assert (first.text, first.reasoning.strip()) == ("Four.", "Two and two.")
+    answer = conv["messages"][1]
+    assert (answer["content"], answer["reasoning"].strip()) == ("Four.", "Two and two.")
+    sent = _sent(srv)
+    assert {"role": "assistant", "content": "Four."} in sent
+    assert not any("two." in m["content"].lower() for m in sent)
