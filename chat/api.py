@@ -256,7 +256,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         return {"deleted": service.delete_all_conversations(owner_of(request, oauth_token))}
 
     def export(request: gr.Request = None, oauth_token: gr.OAuthToken | None = None) -> dict:
-        """All your data as one JSON document (format "parlor-export", version 1)."""
+        """All your data as one JSON document (format "parlor-export", version 2)."""
         return _guard(lambda: service.export(owner_of(request, oauth_token)))
 
     def import_(

@@ -6,6 +6,10 @@ unreachable, timeout, overloaded, rate limited, refused token...) moves on to th
 endpoint, a failure after it ends the answer (the caller keeps what arrived). Everything that
 can go wrong becomes a `ChatError` whose message is fit for the person chatting; the kind of
 failure goes to the log, never the message text.
+
+A stream yields the answer as `str` pieces, a thinking model's reasoning as `Thought` pieces
+(from a reasoning field or an inline `<think>`), and ends with one `Finish` naming why the
+model stopped. A request whose last message is the assistant's asks to continue it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2 as httpx  # the HTTP client huggingface_hub 2.x is built on
@@ -54,28 +59,113 @@ class ChatError(Exception):
         self.failover = failover  # worth trying another endpoint (before the first token)
 
 
-class Thought(str):
-    """A piece of a thinking model's reasoning, not of its answer."""
-
-
-class Finish(str):
-    """The end of an answer (an empty piece): `reason` is the model's finish reason."""
-
-    reason: str
-
-    @classmethod
-    def of(cls, reason: str | None) -> Finish:
-        finish = cls("")
-        finish.reason = reason or "stop"
-        return finish
-
-
 @dataclass(frozen=True)
 class LocalTarget:
     """Where the embedded model listens, once it is ready."""
 
     base_url: str
     token: str
+
+
+class Thought(str):
+    """A piece of a thinking model's reasoning: shown apart, never part of the answer."""
+
+    __slots__ = ()
+
+
+class Finish(str):
+    """The last piece of a stream: "" as text; `.reason` says why the model stopped
+    ("stop", "length", ... as the server sent it; "stop" when it sent none)."""
+
+    reason: str
+
+    @classmethod
+    def of(cls, reason: str | None) -> Finish:
+        finish = cls()
+        finish.reason = reason or "stop"
+        return finish
+
+    def __repr__(self) -> str:
+        return f"Finish.of({self.reason!r})"
+
+
+THINK, THOUGHT_END = "<think>", "</think>"
+
+
+def _held_back(text: str, tag: str) -> int:
+    """How many characters at the end of `text` may be the start of `tag` (split across
+    chunks): they wait for the next chunk."""
+    for size in range(min(len(text), len(tag) - 1), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
+class InlineThinking:
+    """Reasoning sent inside the content, between `<think>` and `</think>` (Qwen3, DeepSeek
+    R1 behind servers without a reasoning parser).
+
+    `<think>` counts only at the start of the answer (after whitespace); either tag may be
+    split across chunks; a think never closed runs to the end. `feed` returns the pieces
+    ready (`Thought` or answer `str`); once `answering`, the rest of the content is answer.
+    """
+
+    def __init__(self) -> None:
+        self.held = ""  # content waiting for the next chunk to say what it is
+        self.state = "start"  # start -> think -> after -> answer, or start -> answer
+        self.answering = False
+
+    def feed(self, text: str) -> list[str]:
+        if self.state == "start":
+            text, self.held = self.held + text, ""
+            head = text.lstrip()
+            if THINK.startswith(head):  # whitespace so far, or the beginning of "<think>"
+                self.held = text
+                return []
+            if not head.startswith(THINK):
+                return self._answer(text)
+            self.state, text = "think", head[len(THINK) :]
+        if self.state == "think":
+            return self._think(text)
+        return self._answer(text.lstrip())  # after "</think>": the answer, once it starts
+
+    def _think(self, text: str) -> list[str]:
+        text, self.held = self.held + text, ""
+        end = text.find(THOUGHT_END)
+        if end < 0:
+            keep = _held_back(text, THOUGHT_END)
+            self.held, text = text[len(text) - keep :], text[: len(text) - keep]
+            return [Thought(text)] if text else []
+        self.state = "after"
+        thought, rest = text[:end], text[end + len(THOUGHT_END) :].lstrip()
+        return ([Thought(thought)] if thought else []) + self._answer(rest)
+
+    def _answer(self, text: str) -> list[str]:
+        if not text:
+            return []
+        self.state, self.answering = "answer", True
+        return [text]
+
+    def end(self) -> list[str]:
+        """What is still held when the stream ends: an unclosed think's last words, or an
+        answer that was only whitespace (or "<thi")."""
+        held, self.held = self.held, ""
+        if not held:
+            return []
+        return [Thought(held)] if self.state == "think" else [held]
+
+
+def _reasoning_and_start(delta: Any, content: str | None, inline: InlineThinking) -> list[str]:
+    """The pieces of one chunk before the answer proper has begun: its reasoning field, then
+    its content read for an inline `<think>`.
+
+    huggingface_hub 2.4 types `delta.reasoning` (the name gpt-oss brought); DeepSeek, older
+    vLLM and llama.cpp send `reasoning_content`, which the hub keeps as an extra attribute,
+    present only when sent (Parlor's lean reader, chat.hub_patches, reads a missing field as
+    None). Both are read with a default, so a hub without the `reasoning` field works too."""
+    thought = getattr(delta, "reasoning", None) or getattr(delta, "reasoning_content", None)
+    pieces: list[str] = [Thought(thought)] if thought else []
+    return pieces + inline.feed(content) if content else pieces
 
 
 def _retry_after(response: httpx.Response | None) -> str:
@@ -418,10 +508,14 @@ class Endpoints:
         return client, served
 
     async def stream(self, model: Model, messages: list[dict]) -> AsyncIterator[str]:
-        """Yield the answer's text pieces; raise `ChatError` when it cannot be had.
+        """Yield the answer's text pieces (`str`), its reasoning (`Thought`), then one `Finish`;
+        raise `ChatError` when it cannot be had.
 
-        Before the first piece, a failure worth it (`ChatError.failover`) moves on to the next
-        endpoint; after it, the error is raised and the caller keeps what it received.
+        When the last message is an assistant's, the model is asked to continue it: it is
+        sent as it is (the embedded model continues it; other servers, see docs/models.md).
+        Before the first piece (a `Thought` counts), a failure worth it (`ChatError.failover`)
+        moves on to the next endpoint; after it, the error is raised and the caller keeps
+        what it received.
         """
         endpoints = self.order(model)
         if not endpoints:
@@ -443,19 +537,35 @@ class Endpoints:
                         messages, model=served, stream=True, **params
                     )
                     responded = True
+                    reason = None
+                    inline: InlineThinking | None = InlineThinking()  # None once answering
                     async for chunk in response:
                         if not chunk.choices:
                             continue
-                        piece = chunk.choices[0].delta.content
-                        if piece:
+                        choice = chunk.choices[0]
+                        reason = choice.finish_reason or reason
+                        delta = choice.delta
+                        piece = delta.content
+                        if inline is None:  # the answer proper: as cheap as can be
+                            if piece:
+                                started = True
+                                yield piece
+                            continue
+                        for part in _reasoning_and_start(delta, piece, inline):
                             started = True
-                            yield piece
+                            yield part
+                        if inline.answering:
+                            inline = None
+                    for part in inline.end() if inline is not None else ():
+                        started = True
+                        yield part
                 if not started:
                     raise ChatError(
                         "The model sent back an empty answer. Try again, or rephrase your message.",
                         kind="empty",
                         failover=True,
                     )
+                yield Finish.of(reason)
                 return
             except Exception as e:
                 error = to_chat_error(e, started=started, responded=responded)

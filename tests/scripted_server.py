@@ -12,7 +12,14 @@ to get exact streams and to inject faults.
 Scenarios (options): tokens (tokens, delay), echo (delay), status (status, body, headers),
 cut (tokens, after, delay), malformed, slow (tokens, delay=0.5), empty, error_event (tokens,
 error, error_type: the tokens, then an `{"error", "error_type"}` event as TGI sends one).
-Every scenario also takes first_delay: seconds to wait before the response headers are sent.
+Every scenario also takes first_delay: seconds to wait before the response headers are sent,
+and, for the streaming ones:
+- reasoning: a thinking model's reasoning, as tokens sent before the answer's, in the
+  form reasoning_form names: "field" (default: each in the delta's `reasoning_field`,
+  "reasoning_content" as vLLM and DeepSeek send it, or "reasoning" as gpt-oss and the HF router
+  do) or "think" (in the content, between a "<think>" chunk and a "</think>\n\n" one);
+- finish: the last chunk's finish_reason ("stop" by default; "length"...; None: no
+  finish_reason is sent at all).
 """
 
 from __future__ import annotations
@@ -50,6 +57,16 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def _reasoning_deltas(opts: dict[str, Any]) -> list[dict[str, str]]:
+    """The deltas carrying the `reasoning` option's tokens, in `reasoning_form`."""
+    tokens = list(opts.get("reasoning") or ())
+    if not tokens:
+        return []
+    if opts.get("reasoning_form") == "think":
+        return [{"content": t} for t in ["<think>", *tokens, "</think>\n\n"]]
+    return [{opts.get("reasoning_field", "reasoning_content"): t} for t in tokens]
+
+
 class ScriptedServer(LoopbackServer):
     """Serves `POST /v1/chat/completions` and `GET /health` from a background thread."""
 
@@ -79,6 +96,8 @@ class ScriptedServer(LoopbackServer):
     def _check(scenario: str, options: dict[str, Any]) -> Script:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; one of {sorted(SCENARIOS)}")
+        if options.get("reasoning_form", "field") not in ("field", "think"):
+            raise ValueError("reasoning_form is 'field' or 'think'")
         return scenario, dict(options)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -141,13 +160,18 @@ class ScriptedServer(LoopbackServer):
                 return Response(status_code=204)
             if scenario == "malformed":
                 return Response("{not json", media_type="application/json")
-            choice = {"index": 0, "finish_reason": "stop"}
-            choice["message"] = {"role": "assistant", "content": "".join(tokens)}
+            message: dict[str, str] = {"role": "assistant"}
+            for delta in _reasoning_deltas(opts) + [{"content": t} for t in tokens]:
+                for key, text in delta.items():  # the deltas, added up
+                    message[key] = message.get(key, "") + text
+            choice = {"index": 0, "finish_reason": opts.get("finish", "stop"), "message": message}
             return JSONResponse({**meta, "object": "chat.completion", "choices": [choice]})
         after = int(opts.get("after", 1)) if scenario == "cut" else len(tokens)
         delay = float(opts.get("delay", 0.5 if scenario == "slow" else 0))
         error = (opts.get("error", "scripted error"), opts.get("error_type", "generation"))
-        stream = self._stream(scenario, tokens[:after], meta, delay, client, error)
+        deltas = _reasoning_deltas(opts) + [{"content": t} for t in tokens[:after]]
+        end = (opts.get("finish", "stop"), error)
+        stream = self._stream(scenario, deltas, meta, delay, client, end)
         headers = {"cache-control": "no-cache"}
         watched = self._watched(stream, entry)
         return StreamingResponse(watched, media_type="text/event-stream", headers=headers)
@@ -168,30 +192,34 @@ class ScriptedServer(LoopbackServer):
     async def _stream(
         self,
         scenario: str,
-        tokens: list[str],
+        deltas: list[dict[str, str]],
         meta: dict[str, Any],
         delay: float,
         client: Any,
-        error: tuple[str, str],
+        end: tuple[str | None, tuple[str, str]],
     ) -> AsyncIterator[bytes]:
         def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
             return _sse({**meta, "object": "chat.completion.chunk", "choices": [choice]})
 
         start = time.monotonic()
-        for number, token in enumerate(tokens[:1] if scenario == "malformed" else tokens):
+        finish, error = end
+        for number, delta in enumerate(deltas[:1] if scenario == "malformed" else deltas):
             if number and delay:
                 # Token n leaves at start + n × delay: a loaded loop's oversleeps do not add
                 # up. A client going away cancels us here, quietly.
                 await asyncio.sleep(max(0.0, start + number * delay - time.monotonic()))
-            yield chunk({"role": "assistant", "content": token})
+            yield chunk({"role": "assistant", **delta})
         if scenario == "cut":
             self._close(client)
             return
         if scenario == "error_event":
             yield _sse({"error": error[0], "error_type": error[1]})
             return
-        yield b"data: {not json\n\n" if scenario == "malformed" else chunk({}, "stop")
+        if scenario == "malformed":
+            yield b"data: {not json\n\n"
+        elif finish is not None:
+            yield chunk({}, finish)
         yield _sse("[DONE]")
 
 

@@ -278,7 +278,7 @@ def test_your_data_export_import_delete_all(people, space, tmp_path):
     download.save_as(saved)
     shot(me, "test_your_data-exported")
     document = json.loads(saved.read_text("utf-8"))
-    assert (document["format"], document["version"]) == ("parlor-export", 1)
+    assert (document["format"], document["version"]) == ("parlor-export", 2)
     [conversation] = document["conversations"]
     assert conversation["title"] == question
     assert conversation["model"] == "smollm2-135m"

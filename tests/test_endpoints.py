@@ -1,5 +1,5 @@
-"""`chat.endpoints.Endpoints` against the scripted OpenAI/TGI server: streams, every failure,
-weights, failover and which token goes where."""
+"""`chat.endpoints.Endpoints` against the scripted OpenAI/TGI server: streams, reasoning,
+finish reasons, every failure, weights, failover and which token goes where."""
 
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ from huggingface_hub.errors import (
     OverloadedError,
     ValidationError,
 )
+from huggingface_hub.inference import _common
 from scripted_server import ScriptedServer
 
 from chat.catalog import HFEndpoint, Model, parse_catalog
-from chat.endpoints import ChatError, Endpoints, LocalTarget, to_chat_error
+from chat.endpoints import ChatError, Endpoints, Finish, LocalTarget, Thought, to_chat_error
+from chat.hub_patches import HUB_READ_LINE, read_stream_line
 
 MESSAGES = [
     {"role": "system", "content": "You are a test."},
@@ -84,6 +86,18 @@ def collect(endpoints: Endpoints, m: Model, messages: list[dict] = MESSAGES) -> 
     return asyncio.run(drain(endpoints, m, messages))
 
 
+def kinds(pieces: list[str]) -> list[tuple[str, str]]:
+    """Each piece as (what it is, its text): "thought", "answer" or "finish:<reason>"."""
+    named = {Thought: "thought", str: "answer"}
+    return [
+        (f"finish:{p.reason}" if isinstance(p, Finish) else named[type(p)], str(p)) for p in pieces
+    ]
+
+
+def answer(*texts: str) -> list[tuple[str, str]]:
+    return [("answer", text) for text in texts]
+
+
 def many(endpoints: Endpoints, m: Model, count: int) -> list[Outcome]:
     """`count` requests, 40 at a time."""
 
@@ -118,7 +132,7 @@ def test_openai_streams_exact_tokens_with_served_name_and_parameters(srv):
     )
     pieces, error = collect(Endpoints(environ={}), m)
     assert error is None
-    assert pieces == ["Zig", " zag", ",", " done."]
+    assert kinds(pieces) == [*answer("Zig", " zag", ",", " done."), ("finish:stop", "")]
     [request] = srv.requests
     assert request["path"] == "/v1/chat/completions"
     body = request["body"]
@@ -138,7 +152,7 @@ def test_openai_without_served_name_sends_the_model_id(srv):
 def test_tgi_messages_api_streams(srv):
     srv.script("tokens", tokens=["T", "G", "I"])
     pieces, error = collect(Endpoints(environ={}), model({"type": "tgi", "url": srv.tgi_url}))
-    assert error is None and pieces == ["T", "G", "I"]
+    assert error is None and kinds(pieces) == [*answer("T", "G", "I"), ("finish:stop", "")]
     [request] = srv.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["body"]["model"] != "dummy"
@@ -161,6 +175,128 @@ def test_embedded_model_not_ready_is_unavailable(srv):
     assert pieces == [] and error.kind == "unavailable"
     assert "not available" in assert_clear(error)
     assert srv.requests == []
+
+
+# -- reasoning and finish reasons ----------------------------------------------------------
+
+
+@pytest.fixture(params=["hub reader", "parlor reader"])
+def reader(request, monkeypatch) -> None:
+    """Chunks read by huggingface_hub's own types, or by Parlor's lean reader (as the app
+    runs when its patches apply, chat.hub_patches)."""
+    read = HUB_READ_LINE if request.param == "hub reader" else read_stream_line
+    monkeypatch.setattr(_common, "_format_chat_completion_stream_output", read)
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_sent_in_its_own_field_comes_as_thoughts_before_the_answer(srv, reader, field):
+    # vLLM and DeepSeek send `reasoning_content`; gpt-oss and the HF router `reasoning`.
+    srv.script("tokens", reasoning=["Two", " and two."], reasoning_field=field, tokens=["4", "."])
+    pieces, error = collect(Endpoints(environ={}), model(openai(srv)))
+    assert error is None
+    assert kinds(pieces) == [
+        ("thought", "Two"),
+        ("thought", " and two."),
+        ("answer", "4"),
+        ("answer", "."),
+        ("finish:stop", ""),
+    ]
+
+
+def test_reasoning_between_think_tags_comes_as_thoughts(srv, reader):
+    srv.script("tokens", reasoning=["Two", " and two."], reasoning_form="think", tokens=["4."])
+    pieces, error = collect(Endpoints(environ={}), model(openai(srv)))
+    assert error is None
+    assert kinds(pieces) == [
+        ("thought", "Two"),
+        ("thought", " and two."),
+        ("answer", "4."),
+        ("finish:stop", ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        (  # both tags split across chunks, after whitespace
+            [" \n<thi", "nk>Let", " me see.</th", "ink>", "\n\nIt", " is 4."],
+            [("thought", "Let"), ("thought", " me see."), ("answer", "It"), ("answer", " is 4.")],
+        ),
+        (  # the end tag and the answer in one chunk
+            ["<think>", "Hmm<", "/think>It is 4."],
+            [("thought", "Hmm"), ("answer", "It is 4.")],
+        ),
+        (  # a "<" in the reasoning that is no tag
+            ["<think>a </b> <", "c</think>Done"],
+            [("thought", "a </b> "), ("thought", "<c"), ("answer", "Done")],
+        ),
+        (  # not at the start of the answer: text like any other
+            ["Write ", "<think>", " tags"],
+            [("answer", "Write "), ("answer", "<think>"), ("answer", " tags")],
+        ),
+        (  # something else than a tag at the start
+            ["<thin", "king> is not a tag"],
+            [("answer", "<thinking> is not a tag")],
+        ),
+    ],
+)
+def test_think_tags_split_across_chunks(srv, tokens, expected):
+    srv.script("tokens", tokens=tokens)
+    pieces, error = collect(Endpoints(environ={}), model(openai(srv)))
+    assert error is None
+    assert kinds(pieces) == [*expected, ("finish:stop", "")]
+
+
+FINISHES = [({}, "stop"), ({"finish": "length"}, "length"), ({"finish": None}, "stop")]
+
+
+@pytest.mark.parametrize(("options", "reason"), FINISHES)
+def test_the_stream_ends_with_the_servers_finish_reason(srv, reader, options, reason):
+    srv.script("tokens", tokens=["Cut", " short"], **options)
+    pieces, error = collect(Endpoints(environ={}), model(openai(srv)))
+    assert error is None
+    assert kinds(pieces) == [("answer", "Cut"), ("answer", " short"), (f"finish:{reason}", "")]
+
+
+def test_continuing_an_answer_sends_it_last_as_it_is(srv):
+    """An answer cut by the token limit, then continued: the partial answer is the last
+    message sent, and the continuation streams with its own finish reason."""
+    srv.script("tokens", tokens=["Once", " upon"], finish="length")
+    first, error = collect(Endpoints(environ={}), model(openai(srv)))
+    assert error is None and first[-1].reason == "length"
+    partial = {"role": "assistant", "content": "".join(first)}
+    srv.script("tokens", tokens=[" a", " time."])
+    more, error = collect(Endpoints(environ={}), model(openai(srv)), [*MESSAGES, partial])
+    assert error is None
+    assert kinds(more) == [("answer", " a"), ("answer", " time."), ("finish:stop", "")]
+    assert srv.requests[-1]["body"]["messages"] == [*MESSAGES, partial]
+
+
+@pytest.mark.parametrize("form", ["field", "think"])
+def test_an_answer_of_reasoning_only_is_not_empty(srv, reader, form):
+    srv.script("tokens", reasoning=["Thinking", " on"], reasoning_form=form, tokens=[])
+    pieces, error = collect(Endpoints(environ={}), model(openai(srv)))
+    assert error is None
+    assert kinds(pieces) == [("thought", "Thinking"), ("thought", " on"), ("finish:stop", "")]
+
+
+def test_a_think_never_closed_runs_to_the_end(srv):
+    srv.script("tokens", tokens=["<think>", "Still", " thinking </thi"], finish="length")
+    pieces, error = collect(Endpoints(environ={}), model(openai(srv)))
+    assert error is None
+    expected = [("thought", "Still"), ("thought", " thinking "), ("thought", "</thi")]
+    assert kinds(pieces) == [*expected, ("finish:length", "")]
+
+
+def test_a_thought_counts_as_the_start_of_the_answer(srv):
+    """No failover once reasoning has arrived: the answer is not restarted elsewhere."""
+    srv.script_model("thinks", "cut", reasoning=["Half a thought"], tokens=["never"], after=0)
+    srv.script_model("spare", "tokens")
+    m = model(openai(srv, "thinks", weight=1000), openai(srv, "spare", weight=0.001))
+    pieces, error = collect(Endpoints(environ={}), m)
+    assert kinds(pieces) == [("thought", "Half a thought")]
+    assert error.kind == "stream_cut" and "kept" in assert_clear(error)
+    assert [r["body"]["model"] for r in srv.requests] == ["thinks"]
 
 
 # -- failures -------------------------------------------------------------------------------
@@ -310,7 +446,7 @@ def test_failover_on_timeout_before_the_first_token(srv):
     srv.script_model("quick", "tokens", tokens=["Quick"])
     m = model(openai(srv, "stuck", weight=1000), openai(srv, "quick", weight=0.001))
     pieces, error = collect(Endpoints(environ={}, timeout=0.3), m)
-    assert (pieces, error) == (["Quick"], None)
+    assert (kinds(pieces), error) == ([("answer", "Quick"), ("finish:stop", "")], None)
     assert [r["body"]["model"] for r in srv.requests] == ["stuck", "quick"]
 
 

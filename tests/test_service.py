@@ -205,14 +205,18 @@ def test_an_answer_goes_on_to_its_end_when_its_page_closes(tmp_path):
             await updates.aclose()  # what Gradio does when the page goes away
             cid = update.conversation_id
             assert service.writing(ME, cid)
-            async for update in service.follow(ME, cid):  # coming back: it is still going
-                pass
+            frames = [u async for u in service.follow(ME, cid)]  # coming back: still going
+            assert frames[-1].done and frames[-1].text == "".join(tokens)
             return cid
 
         cid = asyncio.run(leave_mid_answer())
     assert _off_the_loop(history.threads["save"]), history.threads["save"]
     answer = history.get_conversation(ME.id, cid)["messages"][-1]
-    assert (answer["content"], answer["notice"], answer["incomplete"]) == ("".join(tokens), "", False)
+    assert (answer["content"], answer["notice"], answer["incomplete"]) == (
+        "".join(tokens),
+        "",
+        False,
+    )
 
 
 # -- deleting stops the answer ------------------------------------------------------------
