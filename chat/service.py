@@ -42,6 +42,10 @@ class ServiceError(Exception):
     """A request that cannot be served; the message is written for the person asking."""
 
 
+class TooManyAnswers(ServiceError):
+    """An answer refused for now: the limits of answers in progress are reached."""
+
+
 class ChatService:
     def __init__(
         self,
@@ -438,12 +442,12 @@ class ChatService:
             raise ServiceError(BUSY)
         mine = len(self.answers.owned_by(owner.id))
         if mine >= self.max_answers_per_person:
-            raise ServiceError(
+            raise TooManyAnswers(
                 f"You already have {mine} answer{'s' if mine > 1 else ''} being written. "
                 "Wait until one ends (or stop one), then send your message again."
             )
         if len(self.answers) >= self.max_answers:
-            raise ServiceError(
+            raise TooManyAnswers(
                 "The server is writing as many answers as it can right now. "
                 "Send your message again in a moment."
             )
