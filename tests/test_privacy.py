@@ -90,7 +90,7 @@ def test_export_import_round_trip(app):
     chat(alice, "and a follow-up", first)
     second = chat(alice, "another conversation")
     exported = alice.predict(api_name="/export")
-    assert exported["format"] == "parlor-export" and exported["version"] == 1
+    assert exported["format"] == "parlor-export" and exported["version"] == 2
     assert {c["id"] for c in exported["conversations"]} == {first, second}
 
     fresh_browser = client(app)
