@@ -121,18 +121,87 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
             yield frame
 
     async def retry(
+        conversation_id: str,
+        message_id: str = "",
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
+    ) -> tuple[str, str]:
+        """Write an answer again: the new answer is a sibling of the answer message_id (by
+        default the last answer shown), and the old one stays (see /conversation's siblings).
+        Streams [conversation_id, answer_so_far] like /chat."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        message_id = text(message_id, "message_id", stored=False)
+        owner = await owner_off_loop(owner_of, request, oauth_token)
+        async for frame in _frames(service.retry(owner, conversation_id, message_id)):
+            yield frame
+
+    async def edit(
+        conversation_id: str,
+        message_id: str,
+        message: str,
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
+    ) -> tuple[str, str]:
+        """Edit one of your messages (message_id, any of them, not only the last): the new
+        text starts a new branch beside it and is answered, and the old branch stays.
+        Streams [conversation_id, answer_so_far] like /chat."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        message_id = text(message_id, "message_id", stored=False)
+        message = text(message, "message")
+        owner = await owner_off_loop(owner_of, request, oauth_token)
+        async for frame in _frames(service.edit(owner, conversation_id, message_id, message)):
+            yield frame
+
+    async def continue_(
+        conversation_id: str,
+        message_id: str = "",
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
+    ) -> tuple[str, str]:
+        """Continue an answer that was cut by the length limit or stopped (message_id, by
+        default the last answer shown; /conversation says which are `continuable`): the model
+        writes on in the same message. Streams [conversation_id, answer_so_far], the answer
+        whole from its first word."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        message_id = text(message_id, "message_id", stored=False)
+        owner = await owner_off_loop(owner_of, request, oauth_token)
+        updates = service.continue_answer(owner, conversation_id, message_id)
+        async for frame in _frames(updates):
+            yield frame
+
+    async def follow(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> tuple[str, str]:
-        """Write the last answer of a conversation again; streams like /chat."""
+        """Follow the answer being written in a conversation, whoever asked for it (another
+        tab, another client): streams [conversation_id, answer_so_far] from where it is to
+        its end. When no answer is being written, one update with the last answer shown (or
+        its error, if it failed)."""
         conversation_id = text(conversation_id, "conversation_id", stored=False)
         owner = await owner_off_loop(owner_of, request, oauth_token)
-        async for frame in _frames(service.retry(owner, conversation_id)):
+        async for frame in _frames(service.follow(owner, conversation_id)):
             yield frame
+
+    def switch_branch(
+        conversation_id: str,
+        message_id: str,
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
+    ) -> dict:
+        """Show the branch through message_id (one of the `siblings` of a message), down to
+        its newest answer; returns the conversation as /conversation does."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        message_id = text(message_id, "message_id", stored=False)
+        return _guard(
+            lambda: service.switch_branch(
+                owner_of(request, oauth_token), conversation_id, message_id
+            )
+        )
 
     def stop(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
-        """Stop the answer being written in a conversation; what was written is kept."""
+        """Stop the answer being written in a conversation, whoever asked for it; what was
+        written is kept, and every stream of it ends."""
         conversation_id = text(conversation_id, "conversation_id", stored=False)
         return {"stopped": service.stop(owner_of(request, oauth_token), conversation_id)}
 
@@ -148,7 +217,11 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
     def conversation(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
-        """One of your conversations with all its messages."""
+        """One of your conversations: `messages`, the branch shown (root to leaf), each with
+        id, parent_id, role, content, reasoning (a thinking model's), created_at, model,
+        incomplete, notice, finish_reason, siblings (ids of it and its alternatives, in
+        order) and continuable; `path`, their ids; `all_messages`, every branch's; `writing`,
+        whether an answer is being written (follow it with /follow)."""
         conversation_id = text(conversation_id, "conversation_id", stored=False)
         return _guard(lambda: service.conversation(owner_of(request, oauth_token), conversation_id))
 
@@ -210,9 +283,13 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         "new_conversation": new_conversation,
         "chat": chat,
         "retry": retry,
+        "edit": edit,
+        "continue": continue_,
+        "follow": follow,
         "stop": stop,
         "conversations": conversations,
         "conversation": conversation,
+        "switch_branch": switch_branch,
         "rename_conversation": rename_conversation,
         "delete_conversation": delete_conversation,
         "delete_all_conversations": delete_all_conversations,

@@ -678,14 +678,6 @@ class History:
         self._touched(owner, conversation_id)
         return bool(done)
 
-    def delete_message(self, owner: str, conversation_id: str, message_id: str) -> bool:
-        with self._existing(owner, conversation_id) as db:
-            if db is None:
-                return False
-            done = bool(db.table("messages").remove(Query().id == message_id))
-        self._touched(owner, conversation_id)
-        return done
-
     # -- helpers ------------------------------------------------------------------------
 
     def _update_summary(self, owner: str, conversation_id: str, **changes: Any) -> dict | None:

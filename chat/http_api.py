@@ -1,43 +1,80 @@
-"""`POST /api/chat`: the chat endpoint as plain HTTP streaming, beside Gradio's queue.
+"""`POST /api/chat` and `POST /api/follow`: the chat endpoints as plain HTTP streaming,
+beside Gradio's queue.
 
 Gradio runs every event through its queue (`gradio/queueing.py`, `Queue.process_events`,
 then `gradio/routes.py`, `queue_data`, for the stream): several milliseconds of CPU for
 each chat it sets up, which is what keeps a 2-core machine from starting hundreds of chats
 at the same instant (docs/performance.md has the figures). This door takes
 the same identity (session cookie; sign-in or Hugging Face token when login is on) and calls
-the same `ChatService.send` as the Gradio `/chat` endpoint, and streams its frames as
-Server-Sent Events straight from Starlette, with no queue in between.
+the same `ChatService` use-cases as the Gradio `/chat`, `/edit`, `/retry` and `/follow`
+endpoints, and streams their frames as Server-Sent Events straight from Starlette, with no
+queue in between. The answer is the service's task: a caller hanging up only stops reading.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import TypeVar
 
 import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .api import DAMAGED, DISK_ERRORS, not_stored
 from .doors import OwnerOf, owner_off_loop
 from .history import CorruptFile
-from .service import BUSY, NOT_FOUND, ChatService, ChatUpdate, ServiceError
+from .identity import Owner
+from .service import (
+    BUSY,
+    NO_MESSAGE,
+    NOT_FOUND,
+    ChatService,
+    ChatUpdate,
+    ServiceError,
+    TooManyAnswers,
+)
 
 PATH = "/api/chat"
-BAD_REQUEST = 'Send a JSON object such as {"message": "Hello!", "conversation_id": ""}.'
+FOLLOW_PATH = "/api/follow"
+BAD_REQUEST = (
+    'Send a JSON object such as {"message": "Hello!", "conversation_id": ""}; its fields: '
+    "message, conversation_id, model_id, edit_of, retry_of."
+)
+BAD_FOLLOW = 'Send a JSON object such as {"conversation_id": "..."}.'
+EDIT_AND_RETRY = "Send edit_of or retry_of, not both: an edit is answered afresh anyway."
+RETRY_TAKES_NO_MESSAGE = (
+    "retry_of writes that answer again to the same question: send it without a message "
+    "(to change the question, send edit_of with the question's id)."
+)
 BROKEN = "Something went wrong on the server while answering. Try again."
 
 log = logging.getLogger("parlor.http_api")
 
 
 class ChatRequest(BaseModel):
-    """The body of `/api/chat`: the same fields as the Gradio `/chat` endpoint's."""
+    """The body of `/api/chat`: the fields of the Gradio `/chat` endpoint, and the id of the
+    question an edit replaces (`/edit`) or of the answer a retry writes again (`/retry`).
+    An unknown field is refused: a misspelt `edit_of` must not send a new message."""
 
-    message: str
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = ""
     conversation_id: str = ""
     model_id: str = ""
+    edit_of: str = ""
+    retry_of: str = ""
+
+
+class FollowRequest(BaseModel):
+    """The body of `/api/follow`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: str
 
 
 # Characters that str.splitlines() (and with it httpx's iter_lines) takes for line breaks:
@@ -51,7 +88,9 @@ def _event(name: str, data: object) -> bytes:
 
 
 def _status(error: ServiceError) -> int:
-    return {NOT_FOUND: 404, BUSY: 409}.get(str(error), 400)
+    if isinstance(error, TooManyAnswers):
+        return 429
+    return {NOT_FOUND: 404, NO_MESSAGE: 404, BUSY: 409}.get(str(error), 400)
 
 
 async def _events(first: ChatUpdate, updates: AsyncIterator[ChatUpdate]) -> AsyncIterator[bytes]:
@@ -97,8 +136,27 @@ async def _body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _chat_updates(
+    service: ChatService, owner: Owner, body: ChatRequest
+) -> AsyncIterator[ChatUpdate]:
+    """The answer a `/api/chat` body asks for: to a new message, an edit, or a retry."""
+    if body.edit_of and body.retry_of:
+        raise ServiceError(EDIT_AND_RETRY)
+    if body.retry_of:
+        if body.message:
+            raise ServiceError(RETRY_TAKES_NO_MESSAGE)
+        return service.retry(owner, body.conversation_id, body.retry_of)
+    if body.edit_of:
+        return service.edit(owner, body.conversation_id, body.edit_of, body.message)
+    return service.send(owner, body.message, body.conversation_id, body.model_id)
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
 def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
-    """Route `POST /api/chat` on `app`, Gradio's own (its sign-in session is read there)."""
+    """Route `POST /api/chat` and `POST /api/follow` on `app`, Gradio's own (its sign-in
+    session is read there)."""
     # Room for the longest message allowed, each character escaped in JSON (an emoji as
     # two \uXXXX), and the other fields: a bigger body is refused before it is read.
     limit = 12 * service.max_message_chars + 4096
@@ -107,21 +165,27 @@ def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
         "characters long."
     )
 
-    @app.post(PATH, include_in_schema=False)
-    async def chat(request: Request) -> Response:
+    async def answer(
+        request: Request,
+        kind: type[Body],
+        bad_request: str,
+        updates_for: Callable[[Owner, Body], AsyncIterator[ChatUpdate]],
+    ) -> Response:
+        """The answer `updates_for` the caller and their request body, as events; what
+        fails before it starts, as a plain HTTP status."""
         raw = await _body(request, limit)
         if raw is None:
             return JSONResponse({"error": too_large}, status_code=413)
         try:
-            body = ChatRequest.model_validate_json(raw)
+            body = kind.model_validate_json(raw)
         except ValidationError:
-            return JSONResponse({"error": BAD_REQUEST}, status_code=422)
+            return JSONResponse({"error": bad_request}, status_code=422)
         try:
             owner = await owner_off_loop(owner_of, gr.Request(request=request))
         except gr.Error as e:
             return JSONResponse({"error": e.message}, status_code=401)
-        updates = service.send(owner, body.message, body.conversation_id, body.model_id)
-        try:  # what fails before the answer starts gets a plain HTTP status
+        try:
+            updates = updates_for(owner, body)
             first = await anext(updates)
         except ServiceError as e:
             return JSONResponse({"error": str(e)}, status_code=_status(e))
@@ -131,6 +195,20 @@ def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
             headers={"cache-control": "no-store"},
         )
 
+    @app.post(PATH, include_in_schema=False)
+    async def chat(request: Request) -> Response:
+        return await answer(request, ChatRequest, BAD_REQUEST, partial(_chat_updates, service))
+
+    @app.post(FOLLOW_PATH, include_in_schema=False)
+    async def follow(request: Request) -> Response:
+        return await answer(
+            request,
+            FollowRequest,
+            BAD_FOLLOW,
+            lambda owner, body: service.follow(owner, body.conversation_id),
+        )
+
     # First in the router: each request is matched against routes in turn, and Gradio's
     # app has dozens (~1 ms of CPU per chat when a burst of them arrives, by py-spy).
-    app.router.routes.insert(0, app.router.routes.pop())
+    routes = app.router.routes
+    routes[:0] = [routes.pop(), routes.pop()]

@@ -42,6 +42,10 @@ class ServiceError(Exception):
     """A request that cannot be served; the message is written for the person asking."""
 
 
+class TooManyAnswers(ServiceError):
+    """An answer refused for now: the limits of answers in progress are reached."""
+
+
 class ChatService:
     def __init__(
         self,
@@ -145,7 +149,8 @@ class ChatService:
                 if live is None or m["id"] != live.message_id:
                     m["notice"] = SERVER_STOPPED
         shown = tree.path(messages, conv["leaf_id"])
-        public = {m["id"]: _public(m, messages) for m in messages}
+        replies = tree.replies(messages)
+        public = {m["id"]: _public(m, replies) for m in messages}
         conv["path"] = [m["id"] for m in shown]
         conv["messages"] = [public[m["id"]] for m in shown]
         conv["all_messages"] = list(public.values())
@@ -366,7 +371,7 @@ class ChatService:
         by the model's length limit, or stopped. The model is sent it as its own last turn."""
         conv = await asyncio.to_thread(self._load, owner, conversation_id)
         target = self._message(conv, message_id or conv["leaf_id"] or "")
-        if not _continuable(target, conv["messages"]):
+        if not _continuable(target, tree.replies(conv["messages"])):
             raise ServiceError(
                 "Only an answer that was stopped or reached the length limit, with nothing "
                 "after it, can be continued."
@@ -437,12 +442,12 @@ class ChatService:
             raise ServiceError(BUSY)
         mine = len(self.answers.owned_by(owner.id))
         if mine >= self.max_answers_per_person:
-            raise ServiceError(
-                f"You already have {mine} answers being written. Wait until one of them "
-                "ends (or stop one), then send your message again."
+            raise TooManyAnswers(
+                f"You already have {mine} answer{'s' if mine > 1 else ''} being written. "
+                "Wait until one ends (or stop one), then send your message again."
             )
         if len(self.answers) >= self.max_answers:
-            raise ServiceError(
+            raise TooManyAnswers(
                 "The server is writing as many answers as it can right now. "
                 "Send your message again in a moment."
             )
@@ -636,10 +641,10 @@ def _stamp(rows: list[dict]) -> None:
         row["created_at"] = stamp
 
 
-def _continuable(message: dict, messages: list[dict]) -> bool:
-    """An answer with nothing after it that ended early: cut by the length limit, stopped,
-    or interrupted when the server stopped."""
-    if message["role"] != "assistant" or tree.children(messages, message["id"]):
+def _continuable(message: dict, replies: dict[str | None, list[str]]) -> bool:
+    """An answer with nothing after it (`replies`: see tree.replies) that ended early: cut
+    by the length limit, stopped, or interrupted when the server stopped."""
+    if message["role"] != "assistant" or replies.get(message["id"]):
         return False
     if message.get("finish_reason") == "length":
         return True
@@ -687,13 +692,13 @@ MESSAGE_KEYS = (
 )
 
 
-def _public(message: dict, messages: list[dict]) -> dict:
+def _public(message: dict, replies: dict[str | None, list[str]]) -> dict:
     """A message as the doors show it: its fields, its siblings' ids, and Continue."""
     out = {k: message.get(k) for k in MESSAGE_KEYS}
     out["reasoning"] = out["reasoning"] or ""
     out["notice"] = out["notice"] or ""
-    out["siblings"] = [m["id"] for m in tree.siblings(messages, message["id"])]
-    out["continuable"] = _continuable(message, messages)
+    out["siblings"] = list(replies.get(message.get("parent_id"), ()))
+    out["continuable"] = _continuable(message, replies)
     return out
 
 

@@ -15,6 +15,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from . import tree
 from .history import History
 from .settings import Settings
 
@@ -33,9 +34,11 @@ def consented(history: History) -> dict[str, list[dict]]:
             consent = conv.get("consent")
             if not consent:
                 continue
+            # Every branch, each message with its parent: an edit or another answer is told
+            # apart from the next turn (the ids are random, and name no one).
             messages = [
-                {"role": m["role"], "content": m["content"], "created_at": m["created_at"]}
-                for m in conv["messages"]
+                {k: m.get(k) for k in ("id", "parent_id", "role", "content", "created_at")}
+                for m in tree.as_tree(conv["messages"])
                 if m["created_at"] >= consent["at"] and m["content"]
             ]
             if messages:

@@ -44,6 +44,15 @@ def path(messages: list[dict], leaf_id: str | None) -> list[dict]:
     return out
 
 
+def replies(messages: Iterable[dict]) -> dict[str | None, list[str]]:
+    """Every message's replies' ids, oldest first, by parent id (None: the roots), in one
+    pass: what siblings and children of many messages are read from."""
+    out: dict[str | None, list[str]] = {}
+    for m in messages:
+        out.setdefault(m.get("parent_id"), []).append(m["id"])
+    return out
+
+
 def children(messages: list[dict], message_id: str | None) -> list[dict]:
     """The replies to `message_id` (the roots when it is None), oldest first."""
     return [m for m in messages if m.get("parent_id") == message_id]

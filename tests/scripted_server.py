@@ -119,9 +119,10 @@ class ScriptedServer(LoopbackServer):
         self._record(request, None)
         return JSONResponse({"status": "ok"})
 
-    def _record(self, request: Request, body: Any) -> None:
+    def _record(self, request: Request, body: Any) -> dict[str, Any]:
         entry = {"path": request.url.path, "headers": dict(request.headers), "body": body}
         self._remember(entry)
+        return entry
 
     def _close(self, client: tuple[Any, ...] | None = None) -> None:
         """Close `client`'s connection (or all) abruptly, as a broken network would."""
@@ -134,7 +135,7 @@ class ScriptedServer(LoopbackServer):
             body = json.loads(await request.body())
         except ValueError:
             body = None
-        self._record(request, body)
+        entry = self._record(request, body)
         body = body if isinstance(body, dict) else {}
         scenario, opts = self._by_model.get(body.get("model"), self._default)
         await asyncio.sleep(float(opts.get("first_delay", 0)))
@@ -172,7 +173,21 @@ class ScriptedServer(LoopbackServer):
         end = (opts.get("finish", "stop"), error)
         stream = self._stream(scenario, deltas, meta, delay, client, end)
         headers = {"cache-control": "no-cache"}
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        watched = self._watched(stream, entry)
+        return StreamingResponse(watched, media_type="text/event-stream", headers=headers)
+
+    async def _watched(
+        self, stream: AsyncIterator[bytes], entry: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        """`stream`, its request logged with "hung_up": True if the client closes it early
+        (as a stopped answer's request must be)."""
+        try:
+            async for event in stream:
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            with self._lock:
+                entry["hung_up"] = True
+            raise
 
     async def _stream(
         self,
@@ -208,16 +223,23 @@ class ScriptedServer(LoopbackServer):
         yield _sse("[DONE]")
 
 
-def echo_catalog(root: Path, srv: ScriptedServer) -> Path:
-    """A models.yaml in `root` with one model: `srv`'s echo, as an `openai` endpoint."""
+def scripted_catalog(root: Path, srv: ScriptedServer, names: list[str]) -> Path:
+    """A models.yaml in `root` with a model for each of `names`, served by `srv` (as an
+    `openai` endpoint whose served model is that name: `srv.script_model(name, ...)`)."""
     models = [
         {
-            "id": "echo",
-            "name": "Scripted echo",
+            "id": name,
+            "name": f"Scripted {name}",
             "parameters": {"max_tokens": 64},
-            "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": "echo"}],
+            "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": name}],
         }
+        for name in names
     ]
     path = root / "models.yaml"
     path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
     return path
+
+
+def echo_catalog(root: Path, srv: ScriptedServer) -> Path:
+    """A models.yaml in `root` with one model: `srv`'s echo, as an `openai` endpoint."""
+    return scripted_catalog(root, srv, ["echo"])

@@ -50,10 +50,14 @@ ARITY = {  # each endpoint and how many arguments it takes
     "models": 0,
     "new_conversation": 1,
     "chat": 3,
-    "retry": 1,
+    "retry": 2,
+    "edit": 3,
+    "continue": 2,
+    "follow": 1,
     "stop": 1,
     "conversations": 1,
     "conversation": 1,
+    "switch_branch": 2,
     "rename_conversation": 2,
     "delete_conversation": 1,
     "delete_all_conversations": 0,
@@ -351,7 +355,11 @@ def test_conversation_ids_of_every_shape_reach_nothing(person, victim, data):
     for name, args in [
         ("conversation", [cid]),
         ("rename_conversation", [cid, "renamed"]),
-        ("retry", [cid]),
+        ("retry", [cid, ""]),
+        ("edit", [cid, "", "hello"]),
+        ("continue", [cid, ""]),
+        ("follow", [cid]),
+        ("switch_branch", [cid, ""]),
         ("chat", ["hello", cid, ""]),
     ]:
         outcome = call(person, name, args)

@@ -10,36 +10,27 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import httpx
 import pytest
-import yaml
 from apprunner import RunningApp
 from gradio_client import Client
-from scripted_server import ScriptedServer
+from scripted_server import ScriptedServer, scripted_catalog
 
 from chat.identity import COOKIE_NAME
 
 MARK = "pelican-marble-902"  # in every message sent: the log must never show it
 WORDS = ["Once", " upon", " a", " time", "."]
+LONG = [f" w{i}" for i in range(40)]  # 0.1 s apart: an answer being written for a while
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[ScriptedServer, RunningApp]]:
     root = tmp_path_factory.mktemp("http-api")
     with ScriptedServer() as srv:
-        models = [
-            {
-                "id": name,
-                "name": f"Scripted {name}",
-                "parameters": {"max_tokens": 64},
-                "endpoints": [{"type": "openai", "base_url": srv.base_url, "model": name}],
-            }
-            for name in ("story", "cut", "slow")
-        ]
-        catalog = root / "models.yaml"
-        catalog.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
-        env = {"PARLOR_STREAM_FRAME_SECONDS": "0"}
+        catalog = scripted_catalog(root, srv, ["story", "cut", "slow"])
+        env = {"PARLOR_STREAM_FRAME_SECONDS": "0", "PARLOR_MAX_ANSWERS_PER_PERSON": "2"}
         app = RunningApp(root / "data", models=catalog, env=env).wait_ready()
         try:
             yield srv, app
@@ -62,12 +53,17 @@ def events(response: httpx.Response) -> Iterator[tuple[str, object]]:
             yield name, json.loads(line[6:])
 
 
-def send(c: httpx.Client, message: str, conversation_id: str = "", model_id: str = "story"):
-    body = {"message": message, "conversation_id": conversation_id, "model_id": model_id}
-    with c.stream("POST", "api/chat", json=body) as r:
+def post(c: httpx.Client, path: str, body: dict) -> list[tuple[str, object]]:
+    """The events of a request that must start streaming."""
+    with c.stream("POST", path, json=body) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         return list(events(r))
+
+
+def send(c: httpx.Client, message: str, conversation_id: str = "", model_id: str = "story"):
+    body = {"message": message, "conversation_id": conversation_id, "model_id": model_id}
+    return post(c, "api/chat", body)
 
 
 def gradio(app: RunningApp, c: httpx.Client) -> Client:
@@ -133,6 +129,9 @@ def test_someone_elses_conversation_looks_missing(served):
         ({"message": "hi", "model_id": "no-such-model"}, 400, "unknown model"),
         ({"message": MARK * 100_000}, 413, "up to 16,000 characters"),
         ({"text": "hi"}, 422, '{"message": "Hello!"'),
+        ({"message": "hi", "edit_off": "x"}, 422, "edit_of, retry_of"),
+        ({"message": "hi", "edit_of": "x", "retry_of": "y"}, 400, "not both"),
+        ({"message": "hi", "retry_of": "x"}, 400, "without a message"),
         ("not json at all", 422, '{"message": "Hello!"'),
     ],
 )
@@ -173,10 +172,9 @@ def test_a_broken_answer_is_explained_and_what_came_is_kept(served):
         assert answer["incomplete"] is True and answer["notice"] == data["error"]
 
 
-def test_hanging_up_keeps_what_was_written(served):
+def test_hanging_up_stops_nothing_the_answer_is_finished_and_kept(served):
     srv, app = served
-    words = [f" w{i}" for i in range(100)]
-    srv.script_model("slow", "slow", tokens=words, delay=0.1)
+    srv.script_model("slow", "slow", tokens=LONG, delay=0.05)
     with person(app) as c:
         body = {"message": f"{MARK} a long one", "model_id": "slow"}
         with c.stream("POST", "api/chat", json=body) as r:
@@ -185,20 +183,91 @@ def test_hanging_up_keeps_what_was_written(served):
                 if len(seen) >= 3 * len(" w0"):
                     break  # leaves the block: the connection closes mid-answer
         api = gradio(app, c)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            messages = api.predict(cid, api_name="/conversation")["messages"]
-            if len(messages) == 2 and messages[1].get("notice"):
-                break
-            time.sleep(0.2)
-        assert len(messages) == 2, "the answer begun was kept"
-        answer = messages[1]
-        assert answer["content"].startswith(seen) and answer["content"] != "".join(words)
-        assert answer["incomplete"] is True and "Interrupted" in answer["notice"]
+        deadline = time.monotonic() + 30
+        while (conversation := api.predict(cid, api_name="/conversation")).get("writing"):
+            assert time.monotonic() < deadline, "the answer never ended"
+            time.sleep(0.1)
+        answer = conversation["messages"][1]
+        assert answer["content"] == "".join(LONG), "the answer went on to its end"
+        assert answer["incomplete"] is False and answer["notice"] == ""
         srv.script_model("slow", "tokens", tokens=["Back."])
         after = send(c, "still there?", cid)
         assert after[-1] == ("complete", [cid, "Back."]), "the conversation goes on"
     assert MARK not in app.log(), "message text never goes to the log"
+
+
+def test_edit_of_and_retry_of_add_branches(served):
+    srv, app = served
+    srv.script_model("story", "echo")
+    with person(app) as c:
+        cid = send(c, "Tell me about cats.")[-1][1][0]
+        api = gradio(app, c)
+        question, first = api.predict(cid, api_name="/conversation")["messages"]
+        edit = {"conversation_id": cid, "edit_of": question["id"], "message": "And dogs?"}
+        assert post(c, "api/chat", edit)[-1] == ("complete", [cid, "And dogs?"])
+        srv.script_model("story", "tokens", tokens=WORDS)
+        dogs = api.predict(cid, api_name="/conversation")["messages"][-1]
+        retry = {"conversation_id": cid, "retry_of": dogs["id"]}
+        assert post(c, "api/chat", retry)[-1] == ("complete", [cid, "".join(WORDS)])
+        conversation = api.predict(cid, api_name="/conversation")
+        asked, answered = conversation["messages"]
+        assert asked["content"] == "And dogs?"
+        assert asked["siblings"] == [question["id"], asked["id"]], "the first question stays"
+        assert answered["siblings"] == [dogs["id"], answered["id"]], "so does the first answer"
+        kept = {m["id"]: m["content"] for m in conversation["all_messages"]}
+        assert len(kept) == 5 and kept[first["id"]] == "Tell me about cats."
+
+
+def test_follow_streams_the_answer_being_written_to_its_end(served):
+    srv, app = served
+    srv.script_model("slow", "tokens", tokens=LONG, delay=0.1)
+    with person(app) as c:
+        body = {"message": f"{MARK} a long one", "model_id": "slow"}
+        with c.stream("POST", "api/chat", json=body) as r:
+            started = events(r)
+            _, (cid, seen) = next(started)
+            with person(app) as other:  # the same person, in another program
+                other.cookies.set(COOKIE_NAME, c.cookies[COOKIE_NAME])
+                followed = post(other, "api/follow", {"conversation_id": cid})
+            kinds = [kind for kind, _ in followed]
+            assert kinds[-1] == "complete" and set(kinds[:-1]) == {"generating"}
+            assert followed[-1][1] == [cid, "".join(LONG)]
+            assert followed[0][1][1].startswith(seen), "from where the answer was"
+            assert len({text for _, (_, text) in followed}) > 1, "live, word by word"
+            assert list(started)[-1] == ("complete", [cid, "".join(LONG)])
+        assert post(c, "api/follow", {"conversation_id": cid}) == [
+            ("complete", [cid, "".join(LONG)])
+        ], "once it is written, the answer as stored"
+
+
+def test_ids_of_someone_else_look_exactly_like_missing_ones(served):
+    srv, app = served
+    srv.script_model("story", "tokens", tokens=WORDS)
+    with person(app) as owner, person(app) as other:
+        cid = send(owner, f"{MARK} mine")[-1][1][0]
+        theirs = send(other, "theirs")[-1][1][0]
+        question = gradio(app, owner).predict(cid, api_name="/conversation")["messages"][0]
+        foreign = gradio(app, other).predict(theirs, api_name="/conversation")["messages"][0]
+
+        def refused(path: str, body: dict, who: httpx.Client) -> tuple[int, dict]:
+            r = who.post(path, json=body)
+            return r.status_code, r.json()
+
+        made_up = {"conversation_id": "0" * len(cid)}
+        for path, extra in (
+            ("api/follow", {}),
+            ("api/chat", {"message": "x", "edit_of": question["id"]}),
+            ("api/chat", {"retry_of": question["id"]}),
+        ):
+            missing = refused(path, {**made_up, **extra}, other)
+            assert missing == (404, {"error": "conversation not found"})
+            assert refused(path, {"conversation_id": cid, **extra}, other) == missing
+        for field, extra in (("edit_of", {"message": "x"}), ("retry_of", {})):
+            missing = refused("api/chat", {"conversation_id": cid, field: "0" * 32, **extra}, owner)
+            assert missing == (404, {"error": "message not found"})
+            body = {"conversation_id": cid, field: foreign["id"], **extra}
+            assert refused("api/chat", body, owner) == missing
+        assert len(gradio(app, owner).predict(cid, api_name="/conversation")["all_messages"]) == 2
 
 
 def test_a_second_message_while_the_answer_is_written_is_refused(served):
@@ -214,3 +283,16 @@ def test_a_second_message_while_the_answer_is_written_is_refused(served):
             third = c.post("api/chat", json={"message": "third", "conversation_id": cid})
         assert third.status_code == 409
         assert "still being written" in third.json()["error"]
+
+
+def test_past_the_answers_a_person_may_have_at_once_a_429_says_to_wait(served):
+    srv, app = served
+    srv.script_model("slow", "tokens", tokens=LONG, delay=0.1)
+    with person(app) as c, ExitStack() as answering:
+        for n in range(2):  # PARLOR_MAX_ANSWERS_PER_PERSON
+            body = {"message": f"story {n}", "model_id": "slow"}
+            next(events(answering.enter_context(c.stream("POST", "api/chat", json=body))))
+        third = c.post("api/chat", json={"message": f"{MARK} a third", "model_id": "story"})
+        assert third.status_code == 429
+        assert "Wait until one ends" in third.json()["error"]
+        assert len(gradio(app, c).predict(api_name="/conversations")) == 2, "nothing stored"

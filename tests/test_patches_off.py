@@ -28,7 +28,7 @@ from test_failures import (
     test_a_slow_answer_can_be_stopped_and_is_kept,  # noqa: F401
 )
 from test_http_api import (  # noqa: F401
-    test_hanging_up_keeps_what_was_written,
+    test_hanging_up_stops_nothing_the_answer_is_finished_and_kept,
     test_the_answer_streams_and_is_kept_like_the_gradio_chat,
 )
 from test_privacy import test_export_import_round_trip  # noqa: F401

@@ -13,7 +13,7 @@ from gradio_client import Client
 from test_adopt import account, service_on, visitor
 
 from chat import sharing
-from chat.history import History
+from chat.history import History, message_row
 from chat.identity import COOKIE_NAME
 
 
@@ -90,7 +90,7 @@ def test_export_import_round_trip(app):
     chat(alice, "and a follow-up", first)
     second = chat(alice, "another conversation")
     exported = alice.predict(api_name="/export")
-    assert exported["format"] == "parlor-export" and exported["version"] == 1
+    assert exported["format"] == "parlor-export" and exported["version"] == 2
     assert {c["id"] for c in exported["conversations"]} == {first, second}
 
     fresh_browser = client(app)
@@ -249,3 +249,21 @@ def test_sharing_exports_only_people_whose_setting_is_on(tmp_path):
     for owner, text in ((sharer, "on-779"), (stopped, "off-780"), (never, "unset-781")):
         history.create_conversation(owner.id, model="m", first_message=text, consent=CONSENT)
     assert shared_texts(history) == ["on-779"]
+
+
+def test_shared_conversations_keep_their_branches_apart(tmp_path):
+    """An edited question and its first version are both shared, each with its parent, so
+    model authors can tell an alternative from the next turn."""
+    history = History(tmp_path)
+    sharer = visitor(10)
+    history.update_settings(sharer.id, {"share_with_model_authors": True})
+    conv = history.create_conversation(sharer.id, model="m", first_message="q-782", consent=CONSENT)
+    first = history.get_conversation(sharer.id, conv["id"])["messages"][0]
+    edited = message_row("user", "q-783", parent_id=None)
+    history.add_messages(sharer.id, conv["id"], [edited])
+    (line,) = sharing.consented(history)["m"]
+    assert [(m["content"], m["parent_id"]) for m in line["messages"]] == [
+        ("q-782", None),
+        ("q-783", None),
+    ]
+    assert [m["id"] for m in line["messages"]] == [first["id"], edited["id"]]

@@ -22,9 +22,13 @@ CONTRACT = {
     "/new_conversation",
     "/chat",
     "/retry",
+    "/edit",
+    "/continue",
+    "/follow",
     "/stop",
     "/conversations",
     "/conversation",
+    "/switch_branch",
     "/rename_conversation",
     "/delete_conversation",
     "/delete_all_conversations",
@@ -78,6 +82,7 @@ def test_python_snippets_run_against_the_app(app, capsys):
     assert "{'imported': 1}" in printed and "{'deleted': True}" in printed
     assert "{'deleted': 1}" in printed
     assert "complete " in printed, "the plain HTTP chat streamed to its end"
+    assert "\n2\n" in printed, "an edit_of beside the question"
 
 
 def test_the_models_example_is_a_valid_catalogue():

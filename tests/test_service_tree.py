@@ -21,10 +21,8 @@ def _run(work):
 
 
 async def _last(updates):
-    last = None
-    async for last in updates:
-        pass
-    return last
+    frames = [u async for u in updates]
+    return frames[-1] if frames else None
 
 
 def _sent(srv: ScriptedServer) -> list[dict]:
@@ -153,11 +151,12 @@ def test_a_second_reader_follows_the_answer_and_can_stop_it(tmp_path):
             cid = u.conversation_id
             with pytest.raises(ServiceError, match="conversation not found"):
                 await _last(service.follow(OTHER, cid))  # someone else sees nothing
-            seen = []
+            seen, stopped = [], False
             async for f in service.follow(ME, cid):  # a second tab
                 seen.append(f)
-                if len(f.text.split()) >= 5:
-                    assert service.stop(ME, cid)
+                if len(f.text.split()) >= 5 and not stopped:
+                    stopped = service.stop(ME, cid)
+            assert stopped
             mine = await _last(first)
             return seen, mine
 
@@ -193,17 +192,15 @@ def test_answers_in_progress_are_bounded_per_person_and_in_all(tmp_path):
 
         async def work():
             mine = service.send(ME, "one")
-            await anext(mine)
-            with pytest.raises(ServiceError, match="already have 1 answers being written"):
+            a = await anext(mine)
+            with pytest.raises(ServiceError, match="already have 1 answer being written"):
                 await _last(service.send(ME, "two"))
             theirs = service.send(OTHER, "three")
-            await anext(theirs)
+            b = await anext(theirs)
             third = Owner(id="anon:" + "8" * 40, kind="anonymous")
             with pytest.raises(ServiceError, match="as many answers as it can"):
                 await _last(service.send(third, "four"))
-            for who in (ME, OTHER):
-                for c in service.conversations(who):
-                    service.stop(who, c["id"])
+            assert service.stop(ME, a.conversation_id) and service.stop(OTHER, b.conversation_id)
             return await _last(mine), await _last(theirs)
 
         mine, theirs = _run(work())
@@ -229,3 +226,22 @@ def test_a_message_id_of_another_conversation_is_not_found(tmp_path):
             service.switch_branch(ME, a.conversation_id, b.message_id)
         with pytest.raises(ServiceError, match="conversation not found"):
             service.switch_branch(OTHER, a.conversation_id, a.message_id)
+
+
+@pytest.mark.parametrize("form", ["field", "think"])
+def test_reasoning_is_kept_apart_and_never_sent_back_to_the_model(tmp_path, form):
+    with ScriptedServer() as srv:
+        service = _service(srv, tmp_path)
+        srv.script(
+            "tokens", tokens=["Four", "."], reasoning=["Two and", " two."], reasoning_form=form
+        )
+        first = _run(_last(service.send(ME, "2+2?")))
+        srv.script("tokens", tokens=["Yes."])
+        _run(_last(service.send(ME, "Sure?", first.conversation_id)))
+        conv = service.conversation(ME, first.conversation_id)
+    assert (first.text, first.reasoning.strip()) == ("Four.", "Two and two.")
+    answer = conv["messages"][1]
+    assert (answer["content"], answer["reasoning"].strip()) == ("Four.", "Two and two.")
+    sent = _sent(srv)
+    assert {"role": "assistant", "content": "Four."} in sent
+    assert not any("two." in m["content"].lower() for m in sent)

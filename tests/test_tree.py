@@ -54,3 +54,9 @@ def test_a_loop_or_a_missing_parent_ends_the_path_instead_of_hanging():
     assert {m["id"] for m in tree.path(looped, "a")} == {"a", "b"}
     orphan = [_m("x", "gone")]
     assert [m["id"] for m in tree.path(orphan, "x")] == ["x"]
+
+
+def test_replies_are_read_in_one_pass_by_parent():
+    replies = tree.replies(ROWS)
+    assert replies[None] == ["q1"] and replies["q1"] == ["a1", "a1b"]
+    assert replies["a1"] == ["q2", "q2b"] and "a2" not in replies
