@@ -158,9 +158,13 @@ BRANCH_JS = """
     requestAnimationFrame(() => { queued = false; draw(); });
   };
   window.parlorBranches = {draw: soon};
-  new MutationObserver(soon).observe(document.querySelector("#chatbot"),
-    {subtree: true, childList: true, characterData: true});
-  soon();
+  const watch = () => {
+    const chat = document.querySelector("#chatbot");
+    if (!chat) return setTimeout(watch, 100);  // not drawn yet
+    new MutationObserver(soon).observe(chat, {subtree: true, childList: true, characterData: true});
+    soon();
+  };
+  watch();
 }
 """
 
