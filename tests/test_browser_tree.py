@@ -242,3 +242,17 @@ def test_reasoning_streams_then_shows_collapsed_above_the_answer(people, stack):
     me.chat("Are you sure?")
     sent = stack.model.requests[-1]["body"]["messages"]
     assert all("step1" not in str(m.get("content")) for m in sent)
+
+    # A question below a thinking answer is edited as itself (the thinking is its answer's).
+    stack.answer_with("Quite sure.")
+    me.wait_answered(me.edit(1, "Really?"), 3)
+    assert me.messages() == [
+        ("user", "What is two plus two?"),
+        ("bot", "Thinking"),
+        ("bot", "The answer is four."),
+        ("user", "Really?"),
+        ("bot", "Quite sure."),
+    ]
+    assert me.switched() == ["2/2"]
+    me.switch(0, "previous")
+    assert me.messages()[-2:] == [("user", "Are you sure?"), ("bot", "Yes.")]
