@@ -260,10 +260,6 @@ class Person:
         expect(self.stop_button).to_be_hidden()
         expect(self.send_button).to_be_visible()
 
-    def switched(self) -> list[str]:
-        """What each switcher says ("2/3"), top to bottom."""
-        return [t.strip() for t in self.switchers.locator("span").all_inner_texts()]
-
     def switch(self, index: int, direction: str) -> None:
         """Click `‹` ("previous") or `›` ("next") of the switcher `index`, and wait."""
         name = {"previous": "Previous version", "next": "Next version"}[direction]

@@ -48,6 +48,11 @@ def shot(me: Person, name: str) -> None:
     me.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def versions(me: Person, *shown: str) -> None:
+    """Wait until the switchers say `shown` ("2/3"...), top to bottom."""
+    expect(me.switchers.locator("span")).to_have_text(list(shown))
+
+
 def answer_again(me: Person, button: str) -> None:
     """Click Retry or Continue and wait for the answer to end."""
     answers = me.answers.count()
@@ -77,22 +82,22 @@ def test_edit_a_question_and_browse_both_branches(people, stack):
     foxes = [("user", "Tell me about foxes."), ("bot", "Foxes yip.")]
     assert me.messages() == foxes
     expect(me.switchers).to_have_count(1)
-    assert me.switched() == ["2/2"]
+    versions(me, "2/2")
     shot(me, "tree-edited-question")
 
     # The old branch is all there, down to its last answer, and back again.
     me.switch(0, "previous")
     assert me.messages() == cats
-    assert me.switched() == ["1/2"]
+    versions(me, "1/2")
     me.switch(0, "next")
     assert me.messages() == foxes
-    assert me.switched() == ["2/2"]
+    versions(me, "2/2")
 
     # The branch shown is kept: coming back shows it.
     me.reload()
     me.open_conversation("Tell me about cats.")
     assert me.messages() == foxes
-    assert me.switched() == ["2/2"]
+    versions(me, "2/2")
 
 
 def test_retry_twice_and_browse_three_answers(people, stack):
@@ -105,15 +110,15 @@ def test_retry_twice_and_browse_three_answers(people, stack):
     answer_again(me, "#retry")
     question = ("user", "Name a colour.")
     assert me.messages() == [question, ("bot", "Red.")]
-    assert me.switched() == ["3/3"]
+    versions(me, "3/3")
     shot(me, "tree-three-answers")
 
     me.switch(0, "previous")
     assert me.messages() == [question, ("bot", "Green.")]
-    assert me.switched() == ["2/3"]
+    versions(me, "2/3")
     me.switch(0, "previous")
     assert me.messages() == [question, ("bot", "Blue.")]
-    assert me.switched() == ["1/3"]
+    versions(me, "1/3")
     first = me.switchers.first
     expect(first.get_by_role("button", name="Previous version")).to_be_disabled()
     me.switch(0, "next")
@@ -122,7 +127,7 @@ def test_retry_twice_and_browse_three_answers(people, stack):
     me.reload()
     me.open_conversation("Name a colour.")
     assert me.messages() == [question, ("bot", "Green.")]
-    assert me.switched() == ["2/3"]
+    versions(me, "2/3")
 
 
 STORY = [f"word{n} " for n in range(1, 33)]  # 32 words, one every 0.25 s: 8 s in all
@@ -253,6 +258,6 @@ def test_reasoning_streams_then_shows_collapsed_above_the_answer(people, stack):
         ("user", "Really?"),
         ("bot", "Quite sure."),
     ]
-    assert me.switched() == ["2/2"]
+    versions(me, "2/2")
     me.switch(0, "previous")
     assert me.messages()[-2:] == [("user", "Are you sure?"), ("bot", "Yes.")]
