@@ -2,32 +2,33 @@
 
 Handlers only translate between components and `ChatService`, returning dicts of just the
 components they change. None is part of the public API (`api_visibility="private"`): the
-client API lives in `api.py`. The "your data" panel is in `ui_data.py`.
+client API lives in `api.py`. The events that stream answers are in `ui_answers.py`, how a
+conversation's rows are drawn in `ui_tree.py`, the "your data" panel in `ui_data.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
 
+from . import ui_tree
 from .accounts import DECLINED
-from .doors import OwnerOf, owner_off_loop, render_answer
-from .service import ChatService, ChatUpdate, ServiceError
+from .doors import OwnerOf
+from .service import ChatService, ServiceError
+from .ui_answers import PRIVATE, buttons, wire_answers
 from .ui_data import DataPanel, build_data_panel
+from .ui_tree import BRANCH_JS, REDRAW_JS, layout
 
-log = logging.getLogger("parlor.ui")
-PRIVATE = {"api_visibility": "private"}
-FAULT = "Something went wrong while answering. Please try again."
 # The sidebar lists the newest PAGE conversations; a button lists the older ones. Gradio sends
 # a list whole each time it changes (a new conversation), so its cost follows its length.
 PAGE = 50
-STREAMING = {"concurrency_limit": None, **PRIVATE}
 
-CSS = """
+CSS = (
+    """
 #conversations label { width: 100%; }
 #conversations .wrap { flex-direction: column; gap: 2px; }
 #banner p, #cookie-warning p { border-left: 4px solid #f59e0b; padding: .4rem .8rem;
@@ -36,6 +37,8 @@ CSS = """
 /* In a frame, Gradio's login cookie is blocked: sign-in happens in a tab of its own. */
 .parlor-framed #login, body:not(.parlor-framed) #login-in-tab { display: none !important; }
 """
+    + ui_tree.CSS
+)
 
 # Tells the person when this browser refuses the session cookie (e.g. third-party cookies
 # blocked in an iframe), instead of silently losing their history.
@@ -68,28 +71,6 @@ async () => {
 """
 
 
-def _answer_text(message: dict) -> str:
-    notice = message.get("notice") or ""
-    return render_answer(message["content"], notice, failed=notice not in ("", "Stopped."))
-
-
-def _displayed(messages: list[dict]) -> list[dict]:
-    """The chat as sent to the page: a message just typed is shown as stored ones are (the
-    others come back from the page as it showed them)."""
-    return [
-        {**m, "content": render_answer(m["content"])} if isinstance(m["content"], str) else m
-        for m in messages
-    ]
-
-
-def _chat_messages(conversation: dict) -> list[dict]:
-    return [
-        {"role": m["role"], "content": _answer_text(m)}
-        for m in conversation["messages"]
-        if m["role"] in ("user", "assistant")
-    ]
-
-
 def _model_choices(service: ChatService) -> list[tuple[str, str]]:
     """(label, id) of each listed model; an unavailable one says why in its label."""
     return [
@@ -112,8 +93,13 @@ class ChatView:
     send: gr.Button
     stop: gr.Button
     retry: gr.Button
+    cont: gr.Button  # Continue: only under an answer that ended early
     delete: gr.Button
     confirm: gr.Row
+    shown: gr.State  # Layout.state() of the chat: the message of each row, the switchers
+    branches: gr.Textbox  # the switchers, for the page to draw (ui_tree.BRANCH_JS)
+    pick: gr.Textbox  # the message a switcher was clicked to show, written by the page
+    follow: gr.Textbox  # "<conversation id> <time>": follow the answer being written in it
 
     def all(self) -> list:
         return list(vars(self).values())
@@ -167,6 +153,7 @@ def build_ui(
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 buttons=["copy"],
+                editable="user",  # any of the person's messages: a new branch (service.edit)
                 layout="panel",
                 scale=1,
                 examples=examples or None,
@@ -187,6 +174,7 @@ def build_ui(
                 stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, visible=False)
             with gr.Row():
                 retry = gr.Button("↻ Retry", size="sm", elem_id="retry", visible=False)
+                cont = gr.Button("Continue", size="sm", elem_id="continue", visible=False)
                 delete = gr.Button(
                     "Delete this conversation", size="sm", elem_id="delete", visible=False
                 )
@@ -209,15 +197,28 @@ def build_ui(
             send,
             stop,
             retry,
+            cont,
             delete,
             confirm,
+            gr.State({}),
+            gr.Textbox(visible="hidden", elem_id="branches"),
+            gr.Textbox(visible="hidden", elem_id="branch-pick"),
+            gr.Textbox(visible="hidden", elem_id="follow"),
         )
-        _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
+        streams = _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
         _wire_page(
             demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel
         )
+
+        def start_afresh(token: str, request: gr.Request) -> dict:
+            """A new chat. The sidebar is listed again: the page may have left an answer
+            before the frame that listed its new conversation."""
+            owner_of(request, page=token)  # resolved here; _listing reuses it
+            return {**_fresh(view, default.id), **_listing(view, service, owner_of, request)}
+
         for trigger in (new_chat.click, chatbot.clear):  # clearing the chat starts a new one
-            trigger(lambda: _fresh(view, default.id), outputs=view.all(), **PRIVATE)
+            trigger(None, cancels=streams, **PRIVATE)  # first: see _wire_chat
+            trigger(start_afresh, inputs=page, outputs=view.all(), **PRIVATE)
     return demo
 
 
@@ -226,13 +227,39 @@ def _fresh(view: ChatView, model_id: str) -> dict:
     return {
         view.conversation_id: "",
         view.chatbot: [],
+        view.shown: {},
+        view.branches: "[]",
         view.model: gr.update(value=model_id, interactive=True),
         view.notice: "",
         view.conversations: gr.update(value=None),
+        view.send: gr.update(visible=True),
+        view.stop: gr.update(visible=False),
         view.retry: gr.update(visible=False),
+        view.cont: gr.update(visible=False),
         view.delete: gr.update(visible=False),
         view.confirm: gr.update(visible=False),
     }
+
+
+def _shown(view: ChatView, conv: dict) -> dict:
+    """A stored conversation on the page; one being written is then followed live (its
+    `view.follow` changes, which starts the event that follows it)."""
+    writing = conv["writing"]
+    drawn = layout(conv["messages"], writing=conv["leaf_id"] if writing else "")
+    out = {
+        view.conversation_id: conv["id"],
+        view.chatbot: drawn.chat,
+        view.shown: drawn.state(),
+        view.branches: drawn.switchers(),
+        view.model: gr.update(value=conv["model"], interactive=False),
+        view.notice: conv["notice"],
+        view.delete: gr.update(visible=True),
+        view.confirm: gr.update(visible=False),
+        **buttons(view, conv),
+    }
+    if writing:
+        out[view.follow] = f"{conv['id']} {time.time()}"
+    return out
 
 
 def _listing(
@@ -281,6 +308,8 @@ def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, acc
     loaded = demo.load(None, js=PAGE_TOKEN_JS, outputs=page, **PRIVATE)
     loaded.then(on_load, inputs=page, outputs=outputs, **PRIVATE)
     demo.load(None, js=COOKIE_CHECK_JS, outputs=cookie_warning, **PRIVATE)
+    demo.load(None, js=BRANCH_JS, **PRIVATE)  # the page draws the switchers: chat/ui_tree.py
+    view.branches.change(None, js=REDRAW_JS, **PRIVATE)
     data_panel.wire(
         owner_of,
         page,
@@ -298,10 +327,18 @@ def _wire_chat(
     default_id: str,
     confirm_yes: gr.Button,
     confirm_no: gr.Button,
-) -> None:
-    """Sending, streaming, stopping, retrying, opening and deleting conversations. Every
-    event sends the page's token (`page`), and resolves its owner with it first: the
-    helpers that call `owner_of(request)` after that get the same owner."""
+) -> list:
+    """Opening a conversation, switching branch, stopping, deleting, and the events that
+    stream answers (`ui_answers.wire_answers`, returned). Every event sends the page's token
+    (`page`), and resolves its owner with it first: the helpers that call `owner_of(request)`
+    after that get the same owner.
+
+    An answer is a task of the server's (chat/answers.py): the page only follows it. Opening
+    another conversation, a new chat or a deletion cancels the page's event that follows
+    (`cancels`), never the answer, which a later visit finds done or follows again. The
+    listener that cancels is added to a trigger before the one that acts: Gradio's page runs
+    a trigger's listeners in order, each to its end, so a canceller added after would cancel
+    the event the first one had just started."""
 
     def open_conversation(cid: str | None, token: str, request: gr.Request):
         if not cid:
@@ -311,123 +348,18 @@ def _wire_chat(
         except ServiceError as e:
             gr.Warning(str(e))
             return _fresh(view, default_id)
-        return {
-            view.conversation_id: cid,
-            view.chatbot: _chat_messages(conv),
-            view.model: gr.update(value=conv["model"], interactive=False),
-            view.notice: service.retirement_notice(conv),
-            view.retry: gr.update(visible=bool(conv["messages"])),
-            view.delete: gr.update(visible=True),
-            view.confirm: gr.update(visible=False),
-        }
+        return _shown(view, conv)
 
-    # One queued event per message, from the click to the end of the answer: it turns the
-    # page busy with its first frame and back with its last. Its frames carry the chat
-    # already in the chatbot's wire format (postprocess=False) and leave every other output
-    # as gr.skip() (cheap: gradio_patches.cheap_skips). Each event Gradio runs costs ~8 ms
-    # of server CPU around the handler; four per message (box, answer, listing, buttons)
-    # were most of what setting up a message cost when 200 people send at once.
-    outputs = [
-        view.chatbot,
-        view.conversation_id,
-        view.message,
-        view.conversations,
-        view.more,
-        view.model,
-        view.send,
-        view.stop,
-        view.retry,
-        view.delete,
-    ]
-    rest = [gr.skip() for _ in outputs[1:]]
-
-    def moves_up(cid: str, request: gr.Request) -> bool:
-        """Whether an answer in `cid` changes the sidebar's order (a new one always does)."""
-        if not cid:
-            return False
-        newest = service.conversations(owner_of(request), limit=1)
-        return not newest or newest[0]["id"] != cid
-
-    async def listing(request: gr.Request, selected: str) -> dict:
-        return await asyncio.to_thread(_listing, view, service, owner_of, request, selected)
-
-    def shown_answer(u: ChatUpdate) -> dict:
-        """The answer so far as one message in the chatbot's wire format."""
-        text = render_answer(u.text, u.notice, failed=u.failed)
-        return view.chatbot.postprocess([{"role": "assistant", "content": text}]).model_dump()[0]
-
-    async def answer(
-        request: gr.Request, updates: AsyncIterator[ChatUpdate], shown: list, cid: str, text: str
-    ) -> AsyncIterator[list | dict]:
-        """The frames of one answer: the page turns busy with the first, the sidebar lists
-        a new conversation once it is on disk, the last turns the page back. `text` (the
-        message sent, or "" for a retry) goes back to the box if it could not be stored.
-
-        The last frame lists a new conversation again. Gradio's client makes each frame's
-        values by editing the previous frame's in place as it arrives, and the page shows
-        the frames later, one after the other (`@gradio/client`, `apply_diff_stream`): a
-        frame that arrives before the page has shown the one listing the conversation
-        edits that listing away (a quick answer ends a fraction of a millisecond after it
-        is stored). Nothing follows the last frame. When the stored frame is the answer's
-        end, only the last frame lists it."""
-        moved = bool(cid) and await asyncio.to_thread(moves_up, cid, request)
-        head = view.chatbot.postprocess(_displayed(shown)).model_dump()  # once per answer
-        # Only what changes: Gradio builds a new component for every update. A conversation
-        # that exists already has its model locked and its Retry and Delete shown.
-        busy = {view.send: gr.update(visible=False), view.stop: gr.update(visible=True)}
-        if not cid:
-            busy[view.model] = gr.update(interactive=False)
-        current, stored, cleared = cid, False, False
+    def switch_branch(picked: str, cid: str, token: str, request: gr.Request):
+        message_id = (picked or "").split(" ")[0]
+        if not cid or not message_id:
+            return {}
         try:
-            async for u in updates:
-                chat = [*head, shown_answer(u)]
-                if cleared and (stored or not u.stored):
-                    yield [chat, *rest]
-                    continue
-                frame: dict = {view.chatbot: chat}
-                if not cleared:
-                    cleared = True
-                    frame |= busy | ({view.message: ""} if text else {})
-                if u.stored and not stored:
-                    stored, current = True, u.conversation_id
-                    frame[view.conversation_id] = current
-                    if not cid and not u.done:  # it enters the sidebar under its title
-                        frame |= await listing(request, current)
-                yield frame
+            conv = service.switch_branch(owner_of(request, page=token), cid, message_id)
         except ServiceError as e:
             gr.Warning(str(e))
-        except Exception as e:  # a fault of Parlor's: the page must still turn back
-            log.error("an answer failed: %r", type(e).__name__)  # never what it said
-            gr.Warning(FAULT)
-        last: dict = {view.send: gr.update(visible=True), view.stop: gr.update(visible=False)}
-        if not cid and current:  # the new conversation exists now
-            last |= {view.retry: gr.update(visible=True), view.delete: gr.update(visible=True)}
-        elif not cid and cleared:  # it was never stored: its model can still be changed
-            last[view.model] = gr.update(interactive=True)
-        if cleared and text and not stored:
-            last[view.message] = text  # a failed send gives the message back
-        if stored and (moved or not cid):  # the answered conversation is now the newest
-            last |= await listing(request, current)
-        yield last
-
-    async def respond(
-        text: str, cid: str, model_id: str, history: list, token: str, request: gr.Request
-    ):
-        shown = [*history, {"role": "user", "content": (text or "").strip()}]
-        owner = await owner_off_loop(owner_of, request, page=token)  # may ask the Hub
-        updates = service.send(owner, text, cid, model_id)
-        async for out in answer(request, updates, shown, cid, text):
-            yield out
-
-    async def retry(cid: str, history: list, token: str, request: gr.Request):
-        if not cid:
-            yield gr.skip()
-            return
-        while history and history[-1]["role"] == "assistant":
-            history = history[:-1]
-        owner = await owner_off_loop(owner_of, request, page=token)
-        async for out in answer(request, service.retry(owner, cid), history, cid, ""):
-            yield out
+            return {}
+        return _shown(view, conv)
 
     def request_stop(cid: str, token: str, request: gr.Request) -> None:
         if cid:
@@ -439,32 +371,26 @@ def _wire_chat(
             service.delete_conversation(owner, cid)
         return {**_fresh(view, default_id), **_listing(view, service, owner_of, request)}
 
+    async def listing(request: gr.Request, selected: str) -> dict:
+        return await asyncio.to_thread(_listing, view, service, owner_of, request, selected)
+
     everything = view.all()
+    streams = wire_answers(service, owner_of, view, page, listing)
+    view.stop.click(request_stop, inputs=[view.conversation_id, page], **PRIVATE)
+
+    view.conversations.input(None, cancels=streams, **PRIVATE)  # first: see above
     view.conversations.input(
         open_conversation, inputs=[view.conversations, page], outputs=everything, **PRIVATE
     )
-    streaming = {
-        "outputs": outputs,
-        "postprocess": False,
-        "show_progress_on": view.chatbot,
-        **STREAMING,
-    }
-
-    def send_on(trigger: Callable) -> None:
-        inputs = [view.message, view.conversation_id, view.model, view.chatbot, page]
-        trigger(respond, inputs=inputs, **streaming)
-
-    send_on(view.message.submit)
-    send_on(view.send.click)
-
-    def pick_example(event: gr.SelectData) -> str:
-        return event.value["text"]
-
-    send_on(view.chatbot.example_select(pick_example, outputs=view.message, **PRIVATE).then)
-    view.retry.click(retry, inputs=[view.conversation_id, view.chatbot, page], **streaming)
-    view.stop.click(request_stop, inputs=[view.conversation_id, page], **PRIVATE)
+    view.pick.change(
+        switch_branch,
+        inputs=[view.pick, view.conversation_id, page],
+        outputs=everything,
+        **PRIVATE,
+    )
     view.delete.click(lambda: gr.update(visible=True), outputs=view.confirm, **PRIVATE)
     confirm_no.click(lambda: gr.update(visible=False), outputs=view.confirm, **PRIVATE)
+    confirm_yes.click(None, cancels=streams, **PRIVATE)  # first: see above
     confirm_yes.click(
         delete_current, inputs=[view.conversation_id, page], outputs=everything, **PRIVATE
     )
@@ -479,6 +405,7 @@ def _wire_chat(
         outputs=[view.conversations, view.more],
         **PRIVATE,
     )
+    return streams
 
 
 __all__ = ["CSS", "DataPanel", "build_ui"]

@@ -172,6 +172,16 @@ class Person:
     def entry(self, title: str) -> Locator:
         return self.entries.filter(has=self.doc.get_by_text(title, exact=True))
 
+    @property
+    def switchers(self) -> Locator:
+        """The `‹ 2/3 ›` switchers, top to bottom (under messages that have siblings)."""
+        return self.doc.locator("#chatbot .parlor-branch")
+
+    @property
+    def thoughts(self) -> Locator:
+        """The collapsible "Thinking" sections of the chat."""
+        return self.doc.locator("#chatbot .thought-group")
+
     # -- what the person sees -----------------------------------------------------------
 
     def messages(self) -> list[tuple[str, str]]:
@@ -249,6 +259,22 @@ class Person:
         expect(self.answers).to_have_count(answers)
         expect(self.stop_button).to_be_hidden()
         expect(self.send_button).to_be_visible()
+
+    def switch(self, index: int, direction: str) -> None:
+        """Click `‹` ("previous") or `›` ("next") of the switcher `index`, and wait."""
+        name = {"previous": "Previous version", "next": "Next version"}[direction]
+        self.click_and_settle(self.switchers.nth(index).get_by_role("button", name=name))
+
+    def edit(self, index: int, text: str) -> int:
+        """Edit the person's message `index` (0: their first) to `text` and submit it;
+        returns the queue count to settle on afterwards."""
+        row = self.doc.locator("#chatbot .message-row.user-row").nth(index)
+        row.hover()
+        row.get_by_role("button", name="Edit").click()
+        row.locator("textarea").fill(text)
+        before = self.queue()["joined"]
+        row.get_by_role("button", name="Submit").click()
+        return before + 1
 
     def click_and_settle(self, target: Locator) -> None:
         before = self.queue()["joined"]
