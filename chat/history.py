@@ -29,6 +29,10 @@ made through this `History`, so listing the newest N costs the same whatever the
 A change made on disk by anyone else (another process) changes the folder's or the index's
 modification time or the index's inode, and the next listing reads the owner again.
 
+Search (`search`, chat/search_index.py): each searcher's message texts are kept in memory,
+read from the files at their first search; every write below drops the text of the
+conversation it changed, so nothing deleted stays findable, and no search data is on disk.
+
 Ownership: every function takes the owner, and `_conversation_path` is the one place that
 turns (owner, conversation id) into a file. A conversation of someone else is simply not
 under this owner's directory, so it looks exactly like a missing one.
