@@ -207,6 +207,17 @@ def _texts(path: str, sig: tuple[int, int, int]) -> search_index.Texts:
     return search_index.read_texts(sig, data.get("messages", {}).values())
 
 
+def _result(row: dict, match_in: str, message_id: str | None, text: str, wanted: list[str]) -> dict:
+    snippet, marks = search_index.snippet(text, wanted)
+    return {
+        **_summary(row),
+        "match_in": match_in,
+        "message_id": message_id,
+        "snippet": snippet,
+        "marks": marks,
+    }
+
+
 def _titled(changes: dict) -> dict:
     """The listed fields among a write's changes (`updated_at` comes from the file)."""
     return {k: v for k, v in changes.items() if k in ("title", "model")}
@@ -646,14 +657,7 @@ class History:
         """A search result: the title's match, or the first message holding a word of
         `rest` (read from its file: None if it was deleted meanwhile)."""
         if not rest:
-            snippet, marks = search_index.snippet(row["title"], wanted)
-            return {
-                **_summary(row),
-                "match_in": "title",
-                "message_id": None,
-                "snippet": snippet,
-                "marks": marks,
-            }
+            return _result(row, "title", None, row["title"], wanted)
         with self._existing(owner, row["id"]) as db:
             if db is None:
                 return None
@@ -661,14 +665,7 @@ class History:
         for m in messages:
             lowered = str(m.get("content") or "").lower()
             if any(w in lowered for w in rest):
-                snippet, marks = search_index.snippet(m["content"], wanted)
-                return {
-                    **_summary(row),
-                    "match_in": "message",
-                    "message_id": m.get("id"),
-                    "snippet": snippet,
-                    "marks": marks,
-                }
+                return _result(row, "message", m.get("id"), m["content"], wanted)
         return None  # changed since it was read: the next search reads it again
 
     # -- messages -----------------------------------------------------------------------
