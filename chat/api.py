@@ -214,6 +214,24 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
             raise _refuse("'limit' must be a whole number.")
         return service.conversations(owner_of(request, oauth_token), limit or 0)
 
+    def search(
+        query: str,
+        limit: int = 20,
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
+    ) -> list[dict]:
+        """Your conversations holding every word of `query` (case ignored) in their title or
+        any message, newest first, at most `limit` (up to 100): id, title, model, updated_at,
+        match_in ("title" or "message"), message_id (the message matched, null for a title),
+        snippet (plain text around the match) and marks ([start, end) character offsets of
+        the query's words in the snippet). An empty query finds nothing."""
+        query = text(query, "query", stored=False)
+        if limit is None:
+            limit = 20
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise _refuse("'limit' must be a whole number.")
+        return _guard(lambda: service.search(owner_of(request, oauth_token), query, limit))
+
     def conversation(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
@@ -288,6 +306,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         "follow": follow,
         "stop": stop,
         "conversations": conversations,
+        "search": search,
         "conversation": conversation,
         "switch_branch": switch_branch,
         "rename_conversation": rename_conversation,

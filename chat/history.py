@@ -29,6 +29,10 @@ made through this `History`, so listing the newest N costs the same whatever the
 A change made on disk by anyone else (another process) changes the folder's or the index's
 modification time or the index's inode, and the next listing reads the owner again.
 
+Search (`search`, chat/search_index.py): each searcher's message texts are kept in memory,
+read from the files at their first search; every write below drops the text of the
+conversation it changed, so nothing deleted stays findable, and no search data is on disk.
+
 Ownership: every function takes the owner, and `_conversation_path` is the one place that
 turns (owner, conversation id) into a file. A conversation of someone else is simply not
 under this owner's directory, so it looks exactly like a missing one.
@@ -61,7 +65,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
-from . import tree
+from . import search_index, tree
 from .locks import KeyedLocks
 
 log = logging.getLogger("parlor.history")
@@ -193,6 +197,27 @@ def _ns_of(stamp: str | None) -> int:
     return int(when.timestamp() * 1e9)
 
 
+def _texts(path: str, sig: tuple[int, int, int]) -> search_index.Texts:
+    """One conversation file's searchable text (a damaged file: none, its title only)."""
+    try:
+        data = AtomicJSONStorage(Path(path)).read() or {}
+    except CorruptFile:
+        log.warning("conversation file %s is damaged; searched by title only", Path(path).name)
+        return search_index.Texts(sig)
+    return search_index.read_texts(sig, data.get("messages", {}).values())
+
+
+def _result(row: dict, match_in: str, message_id: str | None, text: str, wanted: list[str]) -> dict:
+    snippet, marks = search_index.snippet(text, wanted)
+    return {
+        **_summary(row),
+        "match_in": match_in,
+        "message_id": message_id,
+        "snippet": snippet,
+        "marks": marks,
+    }
+
+
 def _titled(changes: dict) -> dict:
     """The listed fields among a write's changes (`updated_at` comes from the file)."""
     return {k: v for k, v in changes.items() if k in ("title", "model")}
@@ -298,6 +323,7 @@ class History:
         self._locks = KeyedLocks()  # one per file
         self._listings: OrderedDict[str, _Listing] = OrderedDict()  # least recent first
         self._listings_guard = threading.Lock()
+        self._search = search_index.SearchIndex()
 
     # -- files and locks ----------------------------------------------------------------
 
@@ -523,7 +549,9 @@ class History:
 
     def _touched(self, owner: str, conversation_id: str, **changes: Any) -> None:
         """After this process wrote a conversation: move it to its place in the listing."""
-        path = f"{self._owner_dir(owner)}/conversations/{conversation_id}.json"
+        folder = self._owner_dir(owner)
+        self._search.forget(folder.name, conversation_id)
+        path = f"{folder}/conversations/{conversation_id}.json"
         with self._listings_guard:
             listing = self._listings.get(owner)
             if listing is None:
@@ -598,6 +626,47 @@ class History:
             except FileNotFoundError:
                 return False
         return True
+
+    # -- search -------------------------------------------------------------------------
+
+    def search(self, owner: str, wanted: list[str], limit: int) -> list[dict]:
+        """The newest `limit` conversations holding every wanted word (lower-case) in their
+        title or the content of any message (any branch), as summaries with `match_in`
+        ("title" or "message"), `message_id` (the first message holding a word the title
+        lacks), `snippet` and `marks` (`search_index.snippet`). See chat/search_index.py."""
+        if not wanted or limit <= 0:
+            return []
+        folder = self._owner_dir(owner)
+        stamp = self._stamp(owner)  # before the listing: a change meanwhile is seen next time
+        listing = self._listing(owner)
+        with self._listings_guard:
+            rows = [summary for _, summary in reversed(listing.rows.values())]
+        texts = self._search.texts(
+            folder.name, f"{folder}/conversations/", [r["id"] for r in rows], stamp, _texts
+        )
+        found: list[dict] = []
+        for row in rows:
+            rest = search_index.match(row["title"] or "", texts.get(row["id"]), wanted)
+            if rest is not None and (hit := self._hit(owner, row, rest, wanted)) is not None:
+                found.append(hit)
+                if len(found) == limit:
+                    break
+        return found
+
+    def _hit(self, owner: str, row: dict, rest: list[str], wanted: list[str]) -> dict | None:
+        """A search result: the title's match, or the first message holding a word of
+        `rest` (read from its file: None if it was deleted meanwhile)."""
+        if not rest:
+            return _result(row, "title", None, row["title"], wanted)
+        with self._existing(owner, row["id"]) as db:
+            if db is None:
+                return None
+            messages = db.table("messages").all()
+        for m in messages:
+            lowered = str(m.get("content") or "").lower()
+            if any(w in lowered for w in rest):
+                return _result(row, "message", m.get("id"), m["content"], wanted)
+        return None  # changed since it was read: the next search reads it again
 
     # -- messages -----------------------------------------------------------------------
 
@@ -785,6 +854,7 @@ class History:
         if src.exists():
             shutil.rmtree(src)
         self._forget_listing(source)
+        self._search.forget_owner(src.name)
         self.retire(source)
         return len(moved)
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
-from . import portability, sharing, tree
+from . import portability, search_index, sharing, tree
 from .answers import Answer, Answers, ChatUpdate
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints, Finish
@@ -36,6 +36,8 @@ SAVE_EVERY = 2.0  # seconds between saves of an answer in progress (crash safety
 SAVE_BUDGET = 50.0
 # An answer saved while it streamed whose end was never written: the server stopped.
 SERVER_STOPPED = "Interrupted: the server stopped before the answer ended."
+MAX_QUERY_CHARS = 200  # a search is a few words; a page of text is not one
+MAX_RESULTS = 100
 
 
 class ServiceError(Exception):
@@ -157,6 +159,24 @@ class ChatService:
         conv["writing"] = live is not None
         conv["notice"] = self.retirement_notice(conv)  # empty unless its model was retired
         return conv
+
+    def search(self, owner: Owner, query: str, limit: int = 20) -> list[dict]:
+        """The owner's conversations holding every word of `query` (case ignored, a word may
+        be part of a longer one) in their title or any message of any branch, newest first,
+        at most `limit` (1 to MAX_RESULTS). Each: id, title, model, updated_at, match_in
+        ("title" when the title holds every word, else "message"), message_id (the first
+        message holding a word the title lacks; None for a title match), snippet (plain text
+        around that match, "…" where cut) and marks ([start, end) character offsets of the
+        query's words in the snippet). An empty query finds nothing."""
+        if len(query) > MAX_QUERY_CHARS:
+            raise ServiceError(
+                f"A search is at most {MAX_QUERY_CHARS} characters long; "
+                f"this one has {len(query)}. Search for a few words instead."
+            )
+        limit = min(max(limit, 1), MAX_RESULTS)
+        hits = self.history.search(owner.id, search_index.words(query), limit)
+        keys = ("id", "title", "model", "updated_at", "snippet", "marks", "match_in", "message_id")
+        return [{k: hit[k] for k in keys} for hit in hits]
 
     def _load(self, owner: Owner, conversation_id: str) -> dict:
         try:

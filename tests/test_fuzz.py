@@ -56,6 +56,7 @@ ARITY = {  # each endpoint and how many arguments it takes
     "follow": 1,
     "stop": 1,
     "conversations": 1,
+    "search": 1,  # and an optional limit
     "conversation": 1,
     "switch_branch": 2,
     "rename_conversation": 2,

@@ -27,6 +27,7 @@ CONTRACT = {
     "/follow",
     "/stop",
     "/conversations",
+    "/search",
     "/conversation",
     "/switch_branch",
     "/rename_conversation",
