@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
+from playwright.sync_api import expect
+from test_browser_pages import open_data_panel, toast
 from test_import_limits import LIMITS, ME
 
 from chat.catalog import parse_catalog
 from chat.endpoints import Endpoints
 from chat.history import History
 from chat.identity import Owner
-from chat.importers import ZIP_URL
 from chat.service import ChatService, ServiceError
 from chat.settings import ImportLimits
 
@@ -30,6 +31,7 @@ HUGGINGCHAT_ZIP = SAMPLES / "huggingchat-export.zip"
 CHATGPT = SAMPLES / "chatgpt-conversations.json"
 OPENWEBUI = SAMPLES / "openwebui-chat-export.json"
 ROOMY = ImportLimits()  # today's default limits
+ZIP_URL = "data:application/zip;base64,"  # how /import takes a zip as text
 
 # What each sample holds, as a person sees it after the import: per conversation (by
 # title), the model's name, the shown branch, and the texts of the other branch.
@@ -345,3 +347,26 @@ def test_an_imported_conversation_goes_on_with_the_default_model_and_exports_as_
     stranger = Client(app.url, verbose=False)
     with pytest.raises(Exception, match="conversation not found"):
         stranger.predict(peru["id"], api_name="/export_markdown")
+
+
+# -- the page's "Your data" panel ----------------------------------------------------------
+
+
+def test_the_page_imports_a_huggingchat_zip_and_says_what_it_could_not_read(people, app, tmp_path):
+    me = people(app.url).open()
+    open_data_panel(me)
+    upload = me.page.locator("#your-data input[type=file]")
+    before = me.queue()["joined"]
+    upload.set_input_files(HUGGINGCHAT_ZIP)
+    me.settle(before + 1)
+    expect(toast(me)).to_contain_text("Imported 2 conversations.")
+    expect(toast(me)).to_contain_text("meta-llama/Llama-3.3-70B-Instruct")
+
+    junk = tmp_path / "conversations.json"
+    junk.write_text(json.dumps([*json.loads(OPENWEBUI.read_text()), {"title": "Junk"}]))
+    before = me.queue()["joined"]
+    upload.set_input_files(junk)
+    me.settle(before + 1)
+    expect(toast(me)).to_contain_text(
+        'Imported 2 conversations. 1 could not be read: Conversation 3 ("Junk")'
+    )
