@@ -34,6 +34,7 @@ CONTRACT = {
     "/delete_all_conversations",
     "/export",
     "/import",
+    "/export_markdown",
     "/settings",
     "/update_settings",
 }
