@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from .history import now
+from .history import MAX_TITLE_CHARS, now
 from .portability import (
     FORMAT,
     Export,
@@ -39,7 +39,6 @@ from .portability import (
 )
 from .settings import ImportLimits
 
-ZIP_URL = "data:application/zip;base64,"  # how a zip travels as /import's text argument
 MAX_ZIP_MEMBERS = 100_000  # a HuggingChat zip holds one file per uploaded image
 MAX_REASONS = 20  # the reasons listed in a report; the count covers them all
 SOURCES = {
@@ -87,15 +86,24 @@ def read(data: str | bytes, limits: ImportLimits) -> Batch:
         items = json.loads(text)
     except (ValueError, RecursionError):
         raise PortabilityError("This file cannot be imported: it is not valid JSON.") from None
-    return _convert(items, limits)
+    if not isinstance(items, list) or not any(isinstance(i, dict) for i in items):
+        raise PortabilityError(
+            "This file holds no conversations."
+            if items == []
+            else "This file is not one Parlor can import: it should be a Parlor, HuggingChat, "
+            "ChatGPT or Open WebUI export."
+        )
+    return _convert(_recognise(items), items, limits)
 
 
 # -- from bytes, a zip, or text ----------------------------------------------------------
 
 
 def _text_of(data: str | bytes, limits: ImportLimits) -> str:
-    if isinstance(data, str) and data.startswith(ZIP_URL):
-        data = _unbase64(data[len(ZIP_URL) :], limits)
+    """The JSON text of an upload's bytes, of /import's text, or of a zip in either (as
+    /import's text, a data URL: "data:application/zip;base64,..." or any other type)."""
+    if isinstance(data, str) and data.startswith("data:") and ";base64," in data[:100]:
+        data = _unbase64(data.split(";base64,", 1)[1], limits)
     if isinstance(data, bytes) and data.startswith(b"PK"):
         return _from_zip(data, limits)
     if isinstance(data, bytes):
@@ -115,7 +123,7 @@ def _unbase64(payload: str, limits: ImportLimits) -> bytes:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise PortabilityError(
-            f"This zip cannot be read: the text after '{ZIP_URL}' is not base64."
+            "This zip cannot be read: the text after ';base64,' is not base64."
         ) from None
 
 
@@ -173,9 +181,7 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: Impo
 # -- recognising and converting ------------------------------------------------------------
 
 
-def _convert(items: object, limits: ImportLimits) -> Batch:
-    kind = _recognise(items)
-    assert isinstance(items, list)
+def _convert(kind: str, items: list, limits: ImportLimits) -> Batch:
     if len(items) > limits.conversations:
         raise PortabilityError(
             f"This export holds {len(items):,} conversations; an import may hold up to "
@@ -198,17 +204,9 @@ def _convert(items: object, limits: ImportLimits) -> Batch:
     return batch
 
 
-def _recognise(items: object) -> str:
-    first = (
-        next((i for i in items if isinstance(i, dict)), None) if isinstance(items, list) else None
-    )
-    if first is None:
-        if items == []:
-            raise PortabilityError("This file holds no conversations.")
-        raise PortabilityError(
-            "This file is not one Parlor can import: it should be a Parlor, HuggingChat, "
-            "ChatGPT or Open WebUI export."
-        )
+def _recognise(items: list) -> str:
+    """Which app's export a list of conversations is, by its first conversation's shape."""
+    first = next(i for i in items if isinstance(i, dict))
     if "mapping" in first:
         return "chatgpt"
     if "chat" in first or "history" in first:
@@ -246,7 +244,7 @@ class Node:
     content: str
     reasoning: str = ""
     created_at: str = ""
-    model: str | None = None
+    model: object = None  # a model's name, as the export gives it
 
 
 def _conversation(
@@ -276,12 +274,12 @@ def _conversation(
             at = parents.get(at)
         return ids.get(at) if at is not None else None
 
-    name = model if isinstance(model, str) and model else _last_model(kept)
+    name = _name(model) or _last_model(kept)
     stamps = [n.created_at for n in kept if n.created_at]
     created, updated = times
     return {
         "id": stable_id(kind, source_id, item),
-        "title": title.strip() if isinstance(title, str) else "",
+        "title": title.strip()[:MAX_TITLE_CHARS] if isinstance(title, str) else "",
         "model": name or "unknown",
         "created_at": created or min(stamps, default="") or now(),
         "updated_at": updated or max(stamps, default="") or created or now(),
@@ -294,7 +292,7 @@ def _conversation(
                 "content": n.content,
                 "reasoning": n.reasoning,
                 "created_at": n.created_at,
-                "model": (n.model or name) if n.role == "assistant" else None,
+                "model": (_name(n.model) or name) if n.role == "assistant" else None,
             }
             for n in kept
         ],
@@ -302,7 +300,14 @@ def _conversation(
 
 
 def _last_model(nodes: list[Node]) -> str | None:
-    return next((n.model for n in reversed(nodes) if n.model), None)
+    return next((_name(n.model) for n in reversed(nodes) if _name(n.model)), None)
+
+
+def _name(value: object) -> str | None:
+    """A model's name as the export gives it, when it is text (capped like a title)."""
+    if not isinstance(value, str):
+        return None
+    return " ".join(value.split())[:MAX_TITLE_CHARS] or None
 
 
 def stable_id(kind: str, source_id: object, item: dict) -> str:
@@ -378,9 +383,15 @@ def from_huggingchat(item: dict) -> dict:
     leaf = nodes[-1].id if nodes else None
     times = (iso_time(item.get("createdAt")), iso_time(item.get("updatedAt")))
     return _conversation(
-        "huggingchat", source_id, item, nodes, title=item.get("title"),
-        model=item.get("model"), times=times, leaf=leaf,
-    )  # fmt: skip
+        "huggingchat",
+        source_id,
+        item,
+        nodes,
+        title=item.get("title"),
+        model=item.get("model"),
+        times=times,
+        leaf=leaf,
+    )
 
 
 # -- ChatGPT ---------------------------------------------------------------------------------
@@ -393,10 +404,15 @@ def from_chatgpt(item: dict) -> dict:
     nodes = [_chatgpt_node(key, node) for key, node in mapping.items()]
     times = (iso_time(item.get("create_time")), iso_time(item.get("update_time")))
     return _conversation(
-        "chatgpt", item.get("conversation_id") or item.get("id"), item, nodes,
-        title=item.get("title"), model=item.get("default_model_slug"), times=times,
+        "chatgpt",
+        item.get("conversation_id") or item.get("id"),
+        item,
+        nodes,
+        title=item.get("title"),
+        model=item.get("default_model_slug"),
+        times=times,
         leaf=item.get("current_node"),
-    )  # fmt: skip
+    )
 
 
 def _chatgpt_node(key: str, node: dict) -> Node:
@@ -437,9 +453,15 @@ def from_openwebui(item: dict) -> dict:
     model = models[0] if isinstance(models, list) and models else None
     times = (iso_time(item.get("created_at")), iso_time(item.get("updated_at")))
     return _conversation(
-        "openwebui", item.get("id") or chat.get("id"), item, nodes,
-        title=item.get("title") or chat.get("title"), model=model, times=times, leaf=leaf,
-    )  # fmt: skip
+        "openwebui",
+        item.get("id") or chat.get("id"),
+        item,
+        nodes,
+        title=item.get("title") or chat.get("title"),
+        model=model,
+        times=times,
+        leaf=leaf,
+    )
 
 
 def _webui_node(key: object, m: dict, parent: object) -> Node:

@@ -234,6 +234,31 @@ def test_a_file_of_an_unknown_shape_is_refused_saying_what_is_expected(tmp_path)
         chat.import_report(ME, b"\xff\xfe\x00junk")
 
 
+def test_a_zip_sent_as_a_data_url_of_any_type_imports(tmp_path):
+    """Browsers on Windows call a zip application/x-zip-compressed."""
+    chat = chat_service(tmp_path)
+    blob = base64.b64encode(HUGGINGCHAT_ZIP.read_bytes()).decode()
+    assert chat.import_report(ME, "data:application/x-zip-compressed;base64," + blob) == {
+        "imported": 2,
+        "notes": [
+            "Made with models this server does not have (meta-llama/Llama-3.3-70B-Instruct): "
+            "their names are kept, and M answers in those conversations."
+        ],
+    }
+    with pytest.raises(ServiceError, match="is not base64"):
+        chat.import_report(ME, ZIP_URL + "not base64!")
+
+
+def test_a_long_title_or_model_name_is_shortened_not_refused(tmp_path):
+    conversations = json.loads(OPENWEBUI.read_text())
+    conversations[0]["title"] = "Tides " + "t" * 300
+    conversations[0]["chat"]["models"] = ["m" * 300]
+    chat = chat_service(tmp_path)
+    assert chat.import_report(ME, json.dumps(conversations))["imported"] == 2
+    tides = next(c for c in chat.conversations(ME) if c["title"].startswith("Tides"))
+    assert len(tides["title"]) == 200 and tides["model"] == "m" * 200
+
+
 # -- limits: today's, for every format ----------------------------------------------------
 
 
