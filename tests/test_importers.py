@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import expect
 from test_browser_pages import open_data_panel, toast
 from test_import_limits import LIMITS, ME
@@ -257,6 +259,51 @@ def test_a_long_title_or_model_name_is_shortened_not_refused(tmp_path):
     assert chat.import_report(ME, json.dumps(conversations))["imported"] == 2
     tides = next(c for c in chat.conversations(ME) if c["title"].startswith("Tides"))
     assert len(tides["title"]) == 200 and tides["model"] == "m" * 200
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def damaged_samples(draw) -> list:
+    """A sample export with a few of its values, anywhere in it, replaced by others."""
+    items = json.loads(draw(st.sampled_from([HUGGINGCHAT, CHATGPT, OPENWEBUI])).read_text())
+    for _ in range(draw(st.integers(1, 4))):
+        node = items
+        while keys := list(range(len(node))) if isinstance(node, list) else list(node):
+            key = draw(st.sampled_from(keys))
+            if isinstance(node[key], list | dict) and node[key] and draw(st.booleans()):
+                node = node[key]
+                continue
+            node[key] = draw(JSON)
+            break
+    return items
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(items=damaged_samples())
+def test_a_damaged_export_imports_what_it_can_and_counts_the_rest(tmp_path_factory, items):
+    """Every conversation of the file is either imported (and opens) or counted as skipped;
+    a file refused whole stores nothing."""
+    chat = chat_service(tmp_path_factory.mktemp("fuzz"))
+    try:
+        report = chat.import_report(ME, json.dumps(items))
+    except ServiceError:
+        assert chat.conversations(ME) == []
+        return
+    assert report["imported"] + report.get("skipped", 0) == len(items)
+    assert len(report.get("reasons", [])) == report.get("skipped", 0)
+    listed = chat.conversations(ME)
+    assert len(listed) == report["imported"]
+    for summary in listed:
+        shown = chat.conversation(ME, summary["id"])["messages"]
+        assert shown and {m["role"] for m in shown} <= {"user", "assistant"}
 
 
 # -- limits: today's, for every format ----------------------------------------------------
