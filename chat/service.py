@@ -274,7 +274,7 @@ class ChatService:
         except portability.PortabilityError as e:
             raise ServiceError(str(e)) from None
         added = portability.import_into(self.history, owner.id, batch.document)
-        return batch.report(added, self._unknown_models(batch.document))
+        return batch.report(added, self._unknown_models(batch.document) if added else [])
 
     def _unknown_models(self, document: dict) -> list[str]:
         conversations = document.get("conversations", [])
