@@ -280,11 +280,22 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
     def import_(
         data: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
-        """Add the conversations of a JSON document made by /export to yours."""
+        """Add the conversations of an export to yours: JSON text from /export, a HuggingChat,
+        ChatGPT (conversations.json) or Open WebUI export, or a zip (HuggingChat's data
+        export) as "data:application/zip;base64,...". Returns {imported}, with skipped and
+        reasons when some could not be read, and notes."""
         data = text(data, "data")
-        return {
-            "imported": _guard(lambda: service.import_data(owner_of(request, oauth_token), data))
-        }
+        return _guard(lambda: service.import_report(owner_of(request, oauth_token), data))
+
+    def export_markdown(
+        conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> str:
+        """One of your conversations as Markdown: title, model, times, then the branch shown
+        (each answer's reasoning in a collapsed <details>)."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        return _guard(
+            lambda: service.export_markdown(owner_of(request, oauth_token), conversation_id)
+        )
 
     def settings(request: gr.Request = None, oauth_token: gr.OAuthToken | None = None) -> dict:
         """Your settings."""
@@ -314,6 +325,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         "delete_all_conversations": delete_all_conversations,
         "export": export,
         "import": import_,
+        "export_markdown": export_markdown,
         "settings": settings,
         "update_settings": update_settings,
     }

@@ -141,18 +141,22 @@ def parse_export(text: str, limits: ImportLimits) -> Export:
 
     Its size is checked before it is parsed, and pydantic parses and checks it in one pass
     from the text (no `json.loads` copy to validate afterwards)."""
-    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else 0
-    if size > limits.max_bytes:
-        raise PortabilityError(
-            f"This file is too large to import ({_mb(size)}); the limit is "
-            f"{_mb(limits.max_bytes)}. Split it, or ask the server's owner."
-        )
+    check_size(len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else 0, limits)
     try:
         document = _EXPORT.validate_json(text)
     except ValidationError as e:
         raise PortabilityError(_explained(e)) from None
     _check_limits(document, limits)
     return document
+
+
+def check_size(size: int, limits: ImportLimits, what: str = "This file") -> None:
+    """Refuse a document of `size` bytes past the import size limit."""
+    if size > limits.max_bytes:
+        raise PortabilityError(
+            f"{what} is too large to import ({_mb(size)}); the limit is "
+            f"{_mb(limits.max_bytes)}. Split it, or ask the server's owner."
+        )
 
 
 def _mb(size: int) -> str:
@@ -189,22 +193,29 @@ def _check_limits(document: Export, limits: ImportLimits) -> None:
             f"to {limits.conversations:,}. Split it into smaller files."
         )
     for n, conv in enumerate(conversations, 1):
-        where = _where(n, conv)
-        title, messages = conv.get("title", ""), conv.get("messages", [])
-        if len(title) > MAX_TITLE_CHARS:
-            raise PortabilityError(
-                f"{where} has a title of {len(title):,} characters; the limit is "
-                f"{MAX_TITLE_CHARS:,}."
-            )
-        if len(messages) > limits.messages:
-            raise PortabilityError(
-                f"{where} holds {len(messages):,} messages; the limit is "
-                f"{limits.messages:,} a conversation."
-            )
-        for m in messages:
-            _check_lengths(m, where, limits)
-        if document["version"] >= 2:
-            _check_tree(conv, where)
+        check_conversation(n, conv, limits, tree=document["version"] >= 2)
+
+
+def check_conversation(
+    n: int, conv: ExportedConversation, limits: ImportLimits, *, tree: bool
+) -> None:
+    """Refuse the `n`th conversation when it holds more than an import may, or (`tree`)
+    when its messages do not make a tree."""
+    where = _where(n, conv)
+    title, messages = conv.get("title", ""), conv.get("messages", [])
+    if len(title) > MAX_TITLE_CHARS:
+        raise PortabilityError(
+            f"{where} has a title of {len(title):,} characters; the limit is {MAX_TITLE_CHARS:,}."
+        )
+    if len(messages) > limits.messages:
+        raise PortabilityError(
+            f"{where} holds {len(messages):,} messages; the limit is "
+            f"{limits.messages:,} a conversation."
+        )
+    for m in messages:
+        _check_lengths(m, where, limits)
+    if tree:
+        _check_tree(conv, where)
 
 
 def _where(n: int, conv: ExportedConversation) -> str:

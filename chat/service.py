@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
-from . import portability, search_index, sharing, tree
+from . import importers, portability, search_index, sharing, transcript, tree
 from .answers import Answer, Answers, ChatUpdate
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints, Finish
@@ -115,7 +115,12 @@ class ChatService:
 
     def retirement_notice(self, conversation: dict) -> str:
         model = self.catalog.get(conversation["model"])
-        if model is None or model.retired is None:
+        if model is None:  # an imported conversation's model, or one no longer listed
+            return (
+                f"{conversation['model']} is not on this server: "
+                f"{self.catalog.default.name} continues this conversation."
+            )
+        if model.retired is None:
             return ""
         heir = self.catalog.get(model.retired.transfer_to)
         return (
@@ -157,7 +162,7 @@ class ChatService:
         conv["messages"] = [public[m["id"]] for m in shown]
         conv["all_messages"] = list(public.values())
         conv["writing"] = live is not None
-        conv["notice"] = self.retirement_notice(conv)  # empty unless its model was retired
+        conv["notice"] = self.retirement_notice(conv)  # empty unless its model is retired or absent
         return conv
 
     def search(self, owner: Owner, query: str, limit: int = 20) -> list[dict]:
@@ -274,13 +279,38 @@ class ChatService:
         """All the person's data as one JSON document (schema in `portability`)."""
         return portability.export_owner(self.history, owner.id, self.settings(owner))
 
-    def import_data(self, owner: Owner, data: str) -> int:
-        """Add the conversations of an export; a document past `import_limits` is refused."""
+    def import_data(self, owner: Owner, data: str | bytes) -> int:
+        """Add the conversations of an export (see `import_report`); how many were added."""
+        return self.import_report(owner, data)["imported"]
+
+    def import_report(self, owner: Owner, data: str | bytes) -> dict:
+        """Add the conversations of a Parlor, HuggingChat (zip or JSON), ChatGPT or Open
+        WebUI export (see `importers`): `{"imported": n}`, with `skipped` and `reasons` when
+        some could not be read, and `notes` (models this server lacks). Conversations
+        already there are skipped silently (importing twice adds nothing); a document past
+        `import_limits` is refused whole."""
         try:
-            document = portability.parse_export(data, self.import_limits)
+            batch = importers.read(data, self.import_limits)
         except portability.PortabilityError as e:
             raise ServiceError(str(e)) from None
-        return portability.import_into(self.history, owner.id, document)
+        added = portability.import_into(self.history, owner.id, batch.document)
+        return batch.report(added, self._unknown_models(batch.document) if added else [])
+
+    def _unknown_models(self, document: dict) -> list[str]:
+        conversations = document.get("conversations", [])
+        missing = [m for m in importers.models_of(conversations) if self.catalog.get(m) is None]
+        if not missing:
+            return []
+        return [
+            f"Made with models this server does not have ({', '.join(missing[:10])}"
+            f"{', …' if len(missing) > 10 else ''}): their names are kept, and "
+            f"{self.catalog.default.name} answers in those conversations."
+        ]
+
+    def export_markdown(self, owner: Owner, conversation_id: str) -> str:
+        """One conversation as Markdown: its title, model and times, then the branch shown,
+        each answer's reasoning folded in a collapsed <details>."""
+        return transcript.as_markdown(self.conversation(owner, conversation_id))
 
     def adopt(self, account: Owner, anonymous: Owner) -> int:
         """On login: move the anonymous visitor's data to the account (merged with what the

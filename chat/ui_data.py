@@ -45,6 +45,15 @@ class ExportFiles:
         shutil.rmtree(self._folder(owner), ignore_errors=True)
 
 
+def imported_message(report: dict) -> str:
+    """What the page says after an import: how many came, and how many could not."""
+    count = report["imported"]
+    said = f"Imported {count} conversation{'s' if count != 1 else ''}."
+    if skipped := report.get("skipped"):
+        said += f" {skipped} could not be read: {' '.join(report['reasons'][:3])}"
+    return " ".join([said, *report.get("notes", [])])
+
+
 @dataclass
 class DataPanel:
     service: ChatService
@@ -88,14 +97,14 @@ class DataPanel:
                 return {}
             # Gradio refuses an upload past the import size limit (its max_file_size)
             # before storing it; the service checks the rest.
-            try:
-                count = service.import_data(owner, Path(file).read_text("utf-8"))
-            except (ServiceError, UnicodeDecodeError) as e:
-                gr.Warning(str(e) if isinstance(e, ServiceError) else "This is not a text file.")
+            try:  # bytes: a zip, or JSON text (the service tells them apart)
+                report = service.import_report(owner, Path(file).read_bytes())
+            except ServiceError as e:
+                gr.Warning(str(e))
                 return {}
             finally:  # Gradio's copy of the upload: the conversations are stored now
                 Path(file).unlink(missing_ok=True)
-            gr.Info(f"Imported {count} conversation{'s' if count != 1 else ''}.")
+            gr.Info(imported_message(report))
             return {**listing(request), self.upload: None}
 
         def delete_everything(token: str, request: gr.Request):
@@ -137,8 +146,8 @@ def build_data_panel(service: ChatService) -> DataPanel:
         # schema each time Gradio asks, and it asks for every new session (SessionState):
         # that button alone was half the ~16 ms each new visitor or API call cost.
         upload = gr.File(
-            label="Import data (a Parlor export)",
-            file_types=[".json"],
+            label="Import data (Parlor, HuggingChat, ChatGPT or Open WebUI export)",
+            file_types=[".json", ".zip"],
             height=90,
             elem_id="import",
         )

@@ -35,6 +35,7 @@ CONTRACT = {
     "/delete_all_conversations",
     "/export",
     "/import",
+    "/export_markdown",
     "/settings",
     "/update_settings",
 }
