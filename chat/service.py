@@ -138,7 +138,8 @@ class ChatService:
         """Newest first: all of them, or the newest `limit` (a page) when limit > 0."""
         return [
             {k: c[k] for k in ("id", "title", "model", "updated_at")}
-            for c in self.history.list_conversations(owner.id, limit if limit > 0 else None)
+            # A limit past anyone's count means all (itertools.islice refuses > sys.maxsize).
+            for c in self.history.list_conversations(owner.id, limit if 0 < limit < 2**31 else None)
         ]
 
     def conversation(self, owner: Owner, conversation_id: str) -> dict:

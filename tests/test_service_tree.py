@@ -245,3 +245,12 @@ def test_reasoning_is_kept_apart_and_never_sent_back_to_the_model(tmp_path, form
     sent = _sent(srv)
     assert {"role": "assistant", "content": "Four."} in sent
     assert not any("two." in m["content"].lower() for m in sent)
+
+
+def test_a_huge_listing_limit_lists_everything(tmp_path):
+    """Found by the fuzz test: a limit past sys.maxsize broke the listing with a traceback."""
+    with ScriptedServer() as srv:
+        srv.script("echo")
+        service = _service(srv, tmp_path)
+        _run(_last(service.send(ME, "one")))
+        assert [c["title"] for c in service.conversations(ME, 2**63)] == ["one"]
