@@ -356,7 +356,11 @@ class ChatService:
         conv = self.conversation(owner, conversation_id)
         keys = ("role", "content", "created_at", "model")
         messages = [{k: m.get(k) for k in keys} for m in conv["messages"]]
-        return _linked(self.share_store.create(owner.id, conv, messages))
+        link = self.share_store.create(owner.id, conv, messages)
+        if self.history.conversation_row(owner.id, conversation_id) is None:
+            self.share_store.revoke(owner.id, link["id"])  # deleted meanwhile: deleting wins
+            raise ServiceError(NOT_FOUND)
+        return _linked(link)
 
     def shares(self, owner: Owner) -> list[dict]:
         """The person's links, newest first: id, url, created_at, title."""

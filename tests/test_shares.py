@@ -13,7 +13,7 @@ from chat.service import ChatService, ServiceError
 
 ME = Owner(id="anon:" + "1" * 40, kind="anonymous")
 OTHER = Owner(id="anon:" + "2" * 40, kind="anonymous")
-ACCOUNT = Owner(id="hf:12345", kind="account")
+ACCOUNT = Owner(id="hf:12345", kind="hf", name="someone")
 
 
 def _service(tmp_path) -> ChatService:
