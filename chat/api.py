@@ -307,7 +307,30 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         """Change some of your settings; returns them all."""
         return _guard(lambda: service.update_settings(owner_of(request, oauth_token), settings))
 
+    # -- share links (issue 19) --
+    def share(
+        conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
+        """A read-only link to one of your conversations as it is now (later messages are
+        not shown), naming no one: {id, url ("/r/<id>"), created_at, title}."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        return _guard(lambda: service.share(owner_of(request, oauth_token), conversation_id))
+
+    def shares(request: gr.Request = None, oauth_token: gr.OAuthToken | None = None) -> list:
+        """Your share links, newest first: id, url, created_at, title."""
+        return _guard(lambda: service.shares(owner_of(request, oauth_token)))
+
+    def revoke_share(
+        share_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> dict:
+        """Delete one of your share links: it answers 404 from now on."""
+        share_id = text(share_id, "share_id", stored=False)
+        return {"revoked": service.revoke_share(owner_of(request, oauth_token), share_id)}
+
     endpoints = {
+        "share": share,
+        "shares": shares,
+        "revoke_share": revoke_share,
         "models": models,
         "new_conversation": new_conversation,
         "chat": chat,

@@ -136,5 +136,12 @@ their own terms; the embedded SmolLM2 model runs on this server itself.</p>
 conversation</em>, or everything with <em>Delete all my conversations</em>: the files are
 removed from disk, not just hidden. You can also export all your data as one JSON file, and
 import it into another browser or another Parlor.</p>
+<h2>Share links</h2>
+<p><em>Share</em> on a conversation makes a read-only link that anyone holding it can open. It
+shows the conversation as it was when you shared it (the title and the branch shown; nothing
+written later), and nothing about you: no name, no account, no cookie. It is hidden from search
+engines (<code>noindex</code>). Someone who opens it can copy it into their own history to
+continue it. Revoke a link under <em>Your data</em>: it stops opening at once, and its copy is
+removed from disk; deleting the conversation, or all of them, deletes its links too.</p>
 {feedback}""",
     )

@@ -34,6 +34,7 @@ from .local_model import LocalModel
 from .security import BodyLimit, SecurityMiddleware
 from .service import ChatService
 from .settings import Settings
+from .share_pages import add_share_pages
 from .ui import CSS, build_ui
 
 log = logging.getLogger("parlor.server")
@@ -185,6 +186,7 @@ def create_app(
     )
     # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
     add_http_api(gradio_app, service, owner_of)
+    add_share_pages(gradio_app, service, owner_of)
     policy = CookiePolicy(
         samesite=settings.cookie_samesite,
         secure=settings.cookie_secure,

@@ -22,11 +22,13 @@ from .identity import Owner
 from .locks import KeyedLocks
 from .prompt import build_messages
 from .settings import ImportLimits
+from .shares import Shares
 
 log = logging.getLogger("parlor.service")
 
 NOT_FOUND = "conversation not found"
 NO_MESSAGE = "message not found"
+NO_SHARE = "share link not found"
 STOPPED = "Stopped."
 BUSY = "An answer is still being written in this conversation."
 SAVE_EVERY = 2.0  # seconds between saves of an answer in progress (crash safety)
@@ -74,6 +76,7 @@ class ChatService:
         self.max_answers_per_person, self.max_answers = answer_limits
         self._all_deleted: list[Callable[[Owner], None]] = []
         self._adopting = KeyedLocks()
+        self.share_store = Shares(history)
 
     # -- models -------------------------------------------------------------------------
 
@@ -209,7 +212,10 @@ class ChatService:
     def delete_conversation(self, owner: Owner, conversation_id: str) -> bool:
         """Delete for good: the answer being written in it stops and is never saved."""
         self.stop(owner, conversation_id)
-        return self.history.delete_conversation(owner.id, conversation_id)
+        deleted = self.history.delete_conversation(owner.id, conversation_id)
+        if deleted:  # its links go with it
+            self.share_store.remove_for(owner.id, {conversation_id})
+        return deleted
 
     def delete_all_conversations(self, owner: Owner) -> int:
         """Delete every conversation for good, stop their answers, and tell the doors
@@ -217,6 +223,7 @@ class ChatService:
         for live in self.answers.owned_by(owner.id):
             live.stop()
         deleted = self.history.delete_all_conversations(owner.id)
+        self.share_store.remove_for(owner.id, None)
         for forget in self._all_deleted:
             forget(owner)
         return deleted
@@ -329,6 +336,7 @@ class ChatService:
                 return 0
             shared = self.history.get_settings(anonymous.id).get(self.SHARE)
             ids = [c["id"] for c in self.history.list_conversations(anonymous.id)]
+            self.share_store.move(anonymous.id, account.id)  # before the visitor's folder goes
             moved = self.history.move_owner(anonymous.id, account.id)
             if shared and not self.history.get_settings(account.id).get(self.SHARE):
                 self._withdraw_consent(account, ids)  # the account's "off" won the merge
@@ -339,6 +347,62 @@ class ChatService:
         return not self.history.is_retired(owner.id) and bool(
             self.history.get_settings(owner.id) or self.history.list_conversations(owner.id, 1)
         )
+
+    # -- share links --------------------------------------------------------------------
+
+    def share(self, owner: Owner, conversation_id: str) -> dict:
+        """A read-only link to the conversation's shown branch as it is now (later messages
+        are not in it): {id, url, created_at, title}. It names no one."""
+        conv = self.conversation(owner, conversation_id)
+        keys = ("role", "content", "created_at", "model")
+        messages = [{k: m.get(k) for k in keys} for m in conv["messages"]]
+        link = self.share_store.create(owner.id, conv, messages)
+        if self.history.conversation_row(owner.id, conversation_id) is None:
+            self.share_store.revoke(owner.id, link["id"])  # deleted meanwhile: deleting wins
+            raise ServiceError(NOT_FOUND)
+        return _linked(link)
+
+    def shares(self, owner: Owner) -> list[dict]:
+        """The person's links, newest first: id, url, created_at, title."""
+        return [_linked(row) for row in self.share_store.listing(owner.id)]
+
+    def revoke_share(self, owner: Owner, share_id: str) -> bool:
+        """Delete one of the person's links: it answers 404 from now on."""
+        return self.share_store.revoke(owner.id, share_id)
+
+    def shared(self, share_id: str) -> dict | None:
+        """A link's snapshot, for anyone holding the link (None: no such link)."""
+        return self.share_store.snapshot(share_id)
+
+    def continue_shared(self, owner: Owner, share_id: str) -> str:
+        """Copy a link's snapshot into the person's history as a new conversation of
+        theirs; its id."""
+        snapshot = self.share_store.snapshot(share_id)
+        if snapshot is None:
+            raise ServiceError(NO_SHARE)
+        rows, parent = [], None
+        for m in snapshot["messages"]:
+            row = store.message_row(
+                m["role"],
+                m["content"],
+                parent_id=parent,
+                stamp=m.get("created_at") or "",
+                model=m.get("model"),
+            )
+            rows.append(row)
+            parent = row["id"]
+        stamp = store.now()
+        conversation = {
+            "id": store.new_id(),
+            "title": snapshot["title"],
+            "model": snapshot["model"],
+            "created_at": stamp,
+            "updated_at": stamp,
+            "leaf_id": parent,
+            "shape": store.SHAPE,
+        }
+        self.history.add_conversations(owner.id, [(conversation, rows)])
+        return conversation["id"]
 
     # -- chatting -----------------------------------------------------------------------
 
@@ -683,6 +747,11 @@ class _Turn:
     prompt: list[dict]
     new: list[dict]
     answer: dict
+
+
+def _linked(row: dict) -> dict:
+    """A share link as the person sees it."""
+    return {k: row[k] for k in ("id", "created_at", "title")} | {"url": f"/r/{row['id']}"}
 
 
 def _stamp(rows: list[dict]) -> None:

@@ -21,6 +21,7 @@ from .doors import OwnerOf
 from .service import ChatService, ServiceError
 from .ui_answers import PRIVATE, buttons, wire_answers
 from .ui_data import DataPanel, build_data_panel
+from .ui_share import build_share_controls, wire_shares
 from .ui_tree import BRANCH_JS, REDRAW_JS, layout
 
 # The sidebar lists the newest PAGE conversations; a button lists the older ones. Gradio sends
@@ -178,6 +179,7 @@ def build_ui(
                 delete = gr.Button(
                     "Delete this conversation", size="sm", elem_id="delete", visible=False
                 )
+                share_controls = build_share_controls()  # share links: chat/ui_share.py
             with gr.Row(visible=False, elem_id="confirm-delete") as confirm:
                 gr.Markdown("**Delete this conversation for good?** This cannot be undone.")
                 confirm_yes = gr.Button(
@@ -209,6 +211,7 @@ def build_ui(
         _wire_page(
             demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel
         )
+        wire_shares(service, owner_of, page, view.conversation_id, share_controls, data_panel.links)
 
         def start_afresh(token: str, request: gr.Request) -> dict:
             """A new chat. The sidebar is listed again: the page may have left an answer
@@ -283,6 +286,14 @@ def _listing(
     }
 
 
+def _opened(service: ChatService, owner, cid: str) -> dict | None:
+    """The conversation `?c=` names, or None (not the person's: the page opens as usual)."""
+    try:
+        return service.conversation(owner, cid)
+    except ServiceError:
+        return None
+
+
 def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel):
     """Page load (the page's token, then query options and the listing) and the data panel."""
 
@@ -302,9 +313,15 @@ def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, acc
             gr.Info("You did not sign in: you are still anonymous, with your conversations.")
         if service.data_sharing:
             out[data_panel.share] = bool(service.settings(owner).get(service.SHARE))
+        # -- ?c=<id> opens that conversation (a share link's Continue lands here) --
+        if (cid := query.get("c", "")) and (conv := _opened(service, owner, cid)) is not None:
+            out.update(_shown(view, conv))
+            out.update(_listing(view, service, owner_of, request, cid))
+        # -- end of ?c= --
         return out
 
     outputs = [view.conversations, view.more, view.model, sidebar, account, data_panel.share]
+    outputs += [c for c in view.all() if c not in outputs]  # what ?c= shows
     loaded = demo.load(None, js=PAGE_TOKEN_JS, outputs=page, **PRIVATE)
     loaded.then(on_load, inputs=page, outputs=outputs, **PRIVATE)
     demo.load(None, js=COOKIE_CHECK_JS, outputs=cookie_warning, **PRIVATE)

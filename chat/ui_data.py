@@ -16,6 +16,7 @@ import gradio as gr
 from .doors import OwnerOf
 from .identity import Owner
 from .service import ChatService, ServiceError
+from .ui_share import ShareList, build_share_list
 
 PRIVATE = {"api_visibility": "private"}
 
@@ -65,6 +66,7 @@ class DataPanel:
     confirm: gr.Row
     confirm_yes: gr.Button
     confirm_no: gr.Button
+    links: ShareList | None = None  # share links with Revoke (chat/ui_share.py)
 
     def wire(
         self,
@@ -133,7 +135,7 @@ class DataPanel:
 
 
 def build_data_panel(service: ChatService) -> DataPanel:
-    with gr.Accordion("Your data", open=False, elem_id="your-data"):
+    with gr.Accordion("Your data", open=False, elem_id="your-data") as accordion:
         share = gr.Checkbox(
             label="Share my conversations with model authors",
             info="Off unless you turn it on. See the privacy page.",
@@ -160,4 +162,7 @@ def build_data_panel(service: ChatService) -> DataPanel:
                 "Delete all", variant="stop", size="sm", elem_id="confirm-delete-all-yes"
             )
             no = gr.Button("Cancel", size="sm", elem_id="confirm-delete-all-no")
-    return DataPanel(service, share, export, export_file, upload, delete_all, confirm, yes, no)
+        links = build_share_list(accordion)
+    return DataPanel(
+        service, share, export, export_file, upload, delete_all, confirm, yes, no, links
+    )

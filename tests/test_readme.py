@@ -38,6 +38,9 @@ CONTRACT = {
     "/export_markdown",
     "/settings",
     "/update_settings",
+    "/share",
+    "/shares",
+    "/revoke_share",
 }
 
 
