@@ -589,7 +589,9 @@ class History:
             return None
         messages = tree.as_tree(dict(m) for m in messages)
         leaf = tree.shown_leaf(messages, rows[0].get("leaf_id"))
-        return {**_summary(rows[0]), "leaf_id": leaf, "messages": messages}
+        # the system prompt it started with travels with it (older rows have none)
+        prompt = {k: rows[0][k] for k in ("system_prompt",) if k in rows[0]}
+        return {**_summary(rows[0]), **prompt, "leaf_id": leaf, "messages": messages}
 
     def rename_conversation(self, owner: str, conversation_id: str, title: str) -> dict | None:
         return self._update_summary(owner, conversation_id, title=clip_title(title))

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
-from . import importers, portability, search_index, sharing, transcript, tree
+from . import importers, portability, preferences, search_index, sharing, transcript, tree
 from .answers import Answer, Answers, ChatUpdate
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints, Finish
@@ -131,8 +131,22 @@ class ChatService:
     # -- conversations ------------------------------------------------------------------
 
     def new_conversation(self, owner: Owner, model_id: str = "") -> dict:
-        model = self._model_for_new(model_id)
-        return self.history.create_conversation(owner.id, model=model.id)
+        model = self._model_for_new(model_id or self._default_model_id(owner))
+        prompt = self._system_prompt_for(owner, model)
+        return self.history.create_conversation(owner.id, model=model.id, system_prompt=prompt)
+
+    def _default_model_id(self, owner: Owner) -> str:
+        """The person's default model while it can be used, else the deployment's."""
+        chosen = self.history.get_settings(owner.id).get("default_model") or ""
+        model = self.catalog.get(chosen)
+        if model is None or model.retired is not None or self.endpoints.why_unavailable(model):
+            return ""
+        return chosen
+
+    def _system_prompt_for(self, owner: Owner, model: Model) -> str:
+        """The prompt a new conversation with `model` starts with, and keeps."""
+        custom = self.history.get_settings(owner.id).get("system_prompts") or {}
+        return custom.get(model.id) or model.system_prompt
 
     def conversations(self, owner: Owner, limit: int = 0) -> list[dict]:
         """Newest first: all of them, or the newest `limit` (a page) when limit > 0."""
@@ -232,7 +246,8 @@ class ChatService:
     def settings(self, owner: Owner) -> dict:
         """The person's settings. Sharing appears only where the deployment offers it."""
         stored = self.history.get_settings(owner.id)
-        return {self.SHARE: bool(stored.get(self.SHARE))} if self.data_sharing else {}
+        shared = {self.SHARE: bool(stored.get(self.SHARE))} if self.data_sharing else {}
+        return {**preferences.current(stored), **shared}
 
     def update_settings(self, owner: Owner, changes: dict) -> dict:
         if not isinstance(changes, dict):
@@ -244,8 +259,13 @@ class ChatService:
         if self.SHARE in changes:
             if not isinstance(changes[self.SHARE], bool):
                 raise ServiceError(f"'{self.SHARE}' must be true or false.")
-            if not changes[self.SHARE]:
-                self._withdraw_consent(owner)
+        if why := preferences.check(changes, self.catalog, self.endpoints.why_unavailable):
+            raise ServiceError(why)
+        if self.SHARE in changes and not changes[self.SHARE]:
+            self._withdraw_consent(owner)
+        if "system_prompts" in changes:  # merged per model; an empty prompt means the model's own
+            prompts = {**self.settings(owner)["system_prompts"], **changes["system_prompts"]}
+            changes = {**changes, "system_prompts": {k: v for k, v in prompts.items() if v}}
         self.history.update_settings(owner.id, changes)
         return self.settings(owner)
 
@@ -382,8 +402,10 @@ class ChatService:
         if conversation_id:  # read and parsed in a worker thread: it may be large
             conv = await asyncio.to_thread(self._load, owner, conversation_id)
         else:  # created with its first message, in _store_turn
-            model = self._model_for_new(model_id)
+            model = self._model_for_new(model_id or self._default_model_id(owner))
+            prompt = self._system_prompt_for(owner, model)
             conv = {"id": "", "model": model.id, "messages": [], "leaf_id": None}
+            conv["system_prompt"] = prompt
         async for update in self._write(owner, self._asked(conv, text, conv["leaf_id"])):
             yield update
 
@@ -528,6 +550,7 @@ class ChatService:
                 model=turn.conv["model"],
                 conversation_id=cid,
                 messages=turn.new,
+                system_prompt=turn.conv["system_prompt"],
                 **consent,
             )
             return
@@ -548,7 +571,8 @@ class ChatService:
         model = self._model_for(turn.conv)
         prompt = build_messages(
             turn.prompt,
-            system_prompt=model.system_prompt,
+            # the prompt the conversation started with; older ones use the model's own
+            system_prompt=turn.conv.get("system_prompt", model.system_prompt),
             context_window=model.context_window,
             max_tokens=model.parameters.max_tokens or 512,
         )
