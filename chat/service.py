@@ -137,7 +137,7 @@ class ChatService:
 
     def _default_model_id(self, owner: Owner) -> str:
         """The person's default model while it can be used, else the deployment's."""
-        chosen = self.history.get_settings(owner.id).get("default_model") or ""
+        chosen = self._readable_settings(owner).get("default_model") or ""
         model = self.catalog.get(chosen)
         if model is None or model.retired is not None or self.endpoints.why_unavailable(model):
             return ""
@@ -145,8 +145,16 @@ class ChatService:
 
     def _system_prompt_for(self, owner: Owner, model: Model) -> str:
         """The prompt a new conversation with `model` starts with, and keeps."""
-        custom = self.history.get_settings(owner.id).get("system_prompts") or {}
+        custom = self._readable_settings(owner).get("system_prompts") or {}
         return custom.get(model.id) or model.system_prompt
+
+    def _readable_settings(self, owner: Owner) -> dict:
+        """The stored settings, or none when their file is damaged: the chat goes on."""
+        try:
+            return self.history.get_settings(owner.id)
+        except store.CorruptFile:
+            log.error("a settings file is damaged and was left untouched")
+            return {}
 
     def conversations(self, owner: Owner, limit: int = 0) -> list[dict]:
         """Newest first: all of them, or the newest `limit` (a page) when limit > 0."""
@@ -289,11 +297,8 @@ class ChatService:
         """The conversation field that marks it as shared, while the person shares (else {})."""
         if not self.data_sharing:
             return {}
-        try:
-            sharing = self.settings(owner).get(self.SHARE)
-        except store.CorruptFile:  # damaged settings cannot say yes: the chat goes on, unshared
-            log.error("a settings file is damaged and was left untouched")
-            sharing = False
+        # damaged settings cannot say yes: the chat goes on, unshared
+        sharing = self._readable_settings(owner).get(self.SHARE) is True
         return {"consent": {"at": store.now(), "model": model.id}} if sharing else {}
 
     def export(self, owner: Owner) -> dict:
