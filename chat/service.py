@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
-from . import importers, portability, preferences, search_index, sharing, transcript, tree
+from . import importers, portability, preferences, search_index, sharing, titles, transcript, tree
 from .answers import Answer, Answers, ChatUpdate
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints, Finish
@@ -74,6 +74,7 @@ class ChatService:
         self.max_answers_per_person, self.max_answers = answer_limits
         self._all_deleted: list[Callable[[Owner], None]] = []
         self._adopting = KeyedLocks()
+        self._titling: set[asyncio.Future] = set()  # titles being written (kept referenced)
 
     # -- models -------------------------------------------------------------------------
 
@@ -593,6 +594,34 @@ class ChatService:
         async with contextlib.aclosing(answer) as updates:
             async for update in updates:
                 yield update
+        if not turn.conv["id"] and update.done and not update.notice:  # a new one's first
+            self._start_title(owner, cid, model, turn.new[0]["content"])
+
+    # -- titles -------------------------------------------------------------------------
+
+    def _start_title(self, owner: Owner, cid: str, model: Model, question: str) -> None:
+        """Have the model write the new conversation's title, in the background: the answer
+        is not held up, and its first words stay the title until (and unless) one comes."""
+        task = asyncio.ensure_future(self._write_title(owner, cid, model, question))
+        self._titling.add(task)
+        task.add_done_callback(self._titling.discard)
+
+    title_seconds = titles.SECONDS  # a slower model leaves the first words of the question
+
+    async def titles_written(self) -> None:
+        """Wait until the titles being written are (or are given up)."""
+        await asyncio.gather(*self._titling, return_exceptions=True)
+
+    async def _write_title(self, owner: Owner, cid: str, model: Model, question: str) -> None:
+        try:
+            async with asyncio.timeout(self.title_seconds):
+                stream = self.endpoints.stream(model, titles.request(question))
+                text = await _first_line(stream)
+        except (ChatError, TimeoutError) as e:  # the first words stay
+            log.info("no title written: %s", type(e).__name__)
+            return
+        if title := titles.clean(text):  # never over a title the person set (see History)
+            await asyncio.to_thread(self.history.rename_conversation, owner.id, cid, title, "model")
 
     def _spread(self, seconds: float, budget: float) -> float:
         """`seconds`, or longer when so many answers stream at once that doing something
@@ -607,6 +636,8 @@ class ChatService:
         """The server is about to exit: stop every answer in progress, and wait (at most
         `timeout` seconds) until each is saved with SERVER_STOPPED. Returns how many."""
         self._closing = True
+        for task in list(self._titling):  # a title is never worth waiting for
+            task.cancel()
         live = self.answers.all()
         for answer in live:
             answer.stop()
@@ -731,6 +762,18 @@ def _continuable(message: dict, replies: dict[str | None, list[str]]) -> bool:
     return message.get("notice") in (STOPPED, SERVER_STOPPED) or (
         message.get("incomplete") and not message.get("notice")
     )
+
+
+async def _first_line(stream: AsyncIterator) -> str:
+    """The text a stream writes up to its first full line (a title is one); the rest is
+    not waited for: closing the stream cancels the request."""
+    text = ""
+    async with contextlib.aclosing(stream) as pieces:
+        async for piece in pieces:
+            text += piece if type(piece) is str else ""
+            if "\n" in text.strip() or len(text) > 4 * titles.MAX_CHARS:
+                break
+    return text
 
 
 def _log_store_failure(stored: asyncio.Future) -> None:
