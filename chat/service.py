@@ -132,17 +132,16 @@ class ChatService:
     # -- conversations ------------------------------------------------------------------
 
     def new_conversation(self, owner: Owner, model_id: str = "") -> dict:
-        model = self._model_for_new(model_id or self._default_model_id(owner))
+        model = self._model_for_new(model_id) if model_id else self.default_model(owner)
         prompt = self._system_prompt_for(owner, model)
         return self.history.create_conversation(owner.id, model=model.id, system_prompt=prompt)
 
-    def _default_model_id(self, owner: Owner) -> str:
+    def default_model(self, owner: Owner) -> Model:
         """The person's default model while it can be used, else the deployment's."""
-        chosen = self._readable_settings(owner).get("default_model") or ""
-        model = self.catalog.get(chosen)
+        model = self.catalog.get(self._readable_settings(owner).get("default_model") or "")
         if model is None or model.retired is not None or self.endpoints.why_unavailable(model):
-            return ""
-        return chosen
+            return self._model_for_new("")
+        return model
 
     def _system_prompt_for(self, owner: Owner, model: Model) -> str:
         """The prompt a new conversation with `model` starts with, and keeps."""
@@ -408,7 +407,7 @@ class ChatService:
         if conversation_id:  # read and parsed in a worker thread: it may be large
             conv = await asyncio.to_thread(self._load, owner, conversation_id)
         else:  # created with its first message, in _store_turn
-            model = self._model_for_new(model_id or self._default_model_id(owner))
+            model = self._model_for_new(model_id) if model_id else self.default_model(owner)
             prompt = self._system_prompt_for(owner, model)
             conv = {"id": "", "model": model.id, "messages": [], "leaf_id": None}
             conv["system_prompt"] = prompt

@@ -8,10 +8,10 @@ import re
 MAX_CHARS = 60
 QUESTION_CHARS = 600  # enough of the question to name it; keeps the request small
 SECONDS = 20.0  # a model slower than this leaves the first words of the question
-INSTRUCTION = (
-    "Write a title of 3 to 6 words for a conversation that starts with the message below. "
-    "Reply with the title only: no quotes, no punctuation at the end."
-)
+# Asked as a request of the person's, the answer begun with "Title:": the embedded model
+# (135M) answers the question itself when told in a system prompt, but titles it so.
+INSTRUCTION = "Summarize this request as a short title of 3 to 6 words.\n\nRequest: "
+ANSWER_START = "Title:"
 _THINKING = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
 _LABEL = re.compile(r"^(title|titre)\s*[:：-]\s*", re.I)
 _MARKDOWN = re.compile(r"[*_`#>\[\]~|]")
@@ -21,8 +21,8 @@ _QUOTES = "\"'“”‘’«»„`"
 def request(question: str) -> list[dict]:
     """The messages asking the model for a title of the conversation begun by `question`."""
     return [
-        {"role": "system", "content": INSTRUCTION},
-        {"role": "user", "content": question[:QUESTION_CHARS]},
+        {"role": "user", "content": INSTRUCTION + question[:QUESTION_CHARS]},
+        {"role": "assistant", "content": ANSWER_START},  # continued (see Endpoints.stream)
     ]
 
 
