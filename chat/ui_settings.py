@@ -41,7 +41,7 @@ class SettingsPanel:
     prompt: gr.Textbox
     theme: gr.Radio
     save: gr.Button
-    welcome: gr.Group | None = None  # in the chat's column: see build_welcome
+    welcome: gr.Column | None = None  # in the chat's column: see build_welcome
     dismiss: gr.Button | None = None
 
     def _model(self, model_id: str):
@@ -77,7 +77,9 @@ class SettingsPanel:
         def pick(model_id: str, token: str, request: gr.Request) -> dict:
             return self._prompt_of(service.settings(owner_of(request, page=token)), model_id)
 
-        def save(default: str, model_id: str, prompt: str, theme: str, token: str, request):
+        def save(
+            default: str, model_id: str, prompt: str, theme: str, token: str, request: gr.Request
+        ) -> dict:
             changes = {"default_model": default or "", "theme": theme}
             if model_id:
                 changes["system_prompts"] = {model_id: prompt.strip()}
@@ -105,9 +107,10 @@ class SettingsPanel:
         self.dismiss.click(dismiss, inputs=page, outputs=self.welcome, **PRIVATE)
 
 
-def build_welcome(text: str) -> tuple[gr.Group, gr.Button]:
+def build_welcome(text: str) -> tuple[gr.Column, gr.Button]:
     """The welcome notice, hidden until the page knows whether it was dismissed."""
-    with gr.Group(visible=False, elem_id="welcome") as group:
+    # A Column: a Group shown after being hidden is drawn with its id twice (Gradio 6.31).
+    with gr.Column(visible=False, variant="panel", elem_id="welcome") as group:
         gr.Markdown(text or WELCOME)
         dismiss = gr.Button("Got it", size="sm", elem_id="welcome-dismiss")
     return group, dismiss
