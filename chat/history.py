@@ -589,10 +589,16 @@ class History:
             return None
         messages = tree.as_tree(dict(m) for m in messages)
         leaf = tree.shown_leaf(messages, rows[0].get("leaf_id"))
-        return {**_summary(rows[0]), "leaf_id": leaf, "messages": messages}
+        # the system prompt it started with travels with it (older rows have none)
+        prompt = {k: rows[0][k] for k in ("system_prompt",) if k in rows[0]}
+        return {**_summary(rows[0]), **prompt, "leaf_id": leaf, "messages": messages}
 
-    def rename_conversation(self, owner: str, conversation_id: str, title: str) -> dict | None:
-        return self._update_summary(owner, conversation_id, title=clip_title(title))
+    def rename_conversation(
+        self, owner: str, conversation_id: str, title: str, by: str = "person"
+    ) -> dict | None:
+        """Retitle it. A title the person set is marked so: one written for them (`by` "model")
+        never replaces it, checked under the file's lock (None then, as when there is none)."""
+        return self._update_summary(owner, conversation_id, title=clip_title(title), _by=by)
 
     def delete_conversation(self, owner: str, conversation_id: str) -> bool:
         """Remove the conversation's file from disk (not a flag). False if there is none."""
@@ -749,14 +755,18 @@ class History:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _update_summary(self, owner: str, conversation_id: str, **changes: Any) -> dict | None:
+    def _update_summary(
+        self, owner: str, conversation_id: str, _by: str = "", **changes: Any
+    ) -> dict | None:
         ns = time.time_ns()
         changes["updated_at"] = iso(ns)
         with self._existing(owner, conversation_id, stamp_ns=ns, upgrade=True) as db:
             if db is None:
                 return None
             conv = db.table("conversation")
-            conv.update(changes)
+            if _by and _by != "person" and conv.all()[0].get("title_set_by") == "person":
+                return None
+            conv.update({**changes, "title_set_by": _by} if _by else changes)
             row = conv.all()[0]
         self._update_index(owner, conversation_id, changes)
         self._touched(owner, conversation_id, **_titled(changes))

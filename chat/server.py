@@ -108,6 +108,7 @@ def create_app(
         owner_of,
         footer=footer,
         login=settings.login_enabled,
+        welcome=settings.welcome,
         api=lambda: register_api(service, owner_of),
     )
     demo.max_threads = MAX_CONCURRENT_JOBS

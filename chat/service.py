@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
-from . import importers, portability, search_index, sharing, transcript, tree
+from . import importers, portability, preferences, search_index, sharing, titles, transcript, tree
 from .answers import Answer, Answers, ChatUpdate
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints, Finish
@@ -77,6 +77,7 @@ class ChatService:
         self._all_deleted: list[Callable[[Owner], None]] = []
         self._adopting = KeyedLocks()
         self.share_store = Shares(history)
+        self._titling: set[asyncio.Future] = set()  # titles being written (kept referenced)
 
     # -- models -------------------------------------------------------------------------
 
@@ -134,8 +135,29 @@ class ChatService:
     # -- conversations ------------------------------------------------------------------
 
     def new_conversation(self, owner: Owner, model_id: str = "") -> dict:
-        model = self._model_for_new(model_id)
-        return self.history.create_conversation(owner.id, model=model.id)
+        model = self._model_for_new(model_id) if model_id else self.default_model(owner)
+        prompt = self._system_prompt_for(owner, model)
+        return self.history.create_conversation(owner.id, model=model.id, system_prompt=prompt)
+
+    def default_model(self, owner: Owner) -> Model:
+        """The person's default model while it can be used, else the deployment's."""
+        model = self.catalog.get(self._readable_settings(owner).get("default_model") or "")
+        if model is None or model.retired is not None or self.endpoints.why_unavailable(model):
+            return self._model_for_new("")
+        return model
+
+    def _system_prompt_for(self, owner: Owner, model: Model) -> str:
+        """The prompt a new conversation with `model` starts with, and keeps."""
+        custom = self._readable_settings(owner).get("system_prompts") or {}
+        return custom.get(model.id) or model.system_prompt
+
+    def _readable_settings(self, owner: Owner) -> dict:
+        """The stored settings, or none when their file is damaged: the chat goes on."""
+        try:
+            return self.history.get_settings(owner.id)
+        except store.CorruptFile:
+            log.error("a settings file is damaged and was left untouched")
+            return {}
 
     def conversations(self, owner: Owner, limit: int = 0) -> list[dict]:
         """Newest first: all of them, or the newest `limit` (a page) when limit > 0."""
@@ -239,7 +261,8 @@ class ChatService:
     def settings(self, owner: Owner) -> dict:
         """The person's settings. Sharing appears only where the deployment offers it."""
         stored = self.history.get_settings(owner.id)
-        return {self.SHARE: bool(stored.get(self.SHARE))} if self.data_sharing else {}
+        shared = {self.SHARE: bool(stored.get(self.SHARE))} if self.data_sharing else {}
+        return {**preferences.current(stored), **shared}
 
     def update_settings(self, owner: Owner, changes: dict) -> dict:
         if not isinstance(changes, dict):
@@ -251,8 +274,13 @@ class ChatService:
         if self.SHARE in changes:
             if not isinstance(changes[self.SHARE], bool):
                 raise ServiceError(f"'{self.SHARE}' must be true or false.")
-            if not changes[self.SHARE]:
-                self._withdraw_consent(owner)
+        if why := preferences.check(changes, self.catalog, self.endpoints.why_unavailable):
+            raise ServiceError(why)
+        if self.SHARE in changes and not changes[self.SHARE]:
+            self._withdraw_consent(owner)
+        if "system_prompts" in changes:  # merged per model; an empty prompt means the model's own
+            prompts = {**self.settings(owner)["system_prompts"], **changes["system_prompts"]}
+            changes = {**changes, "system_prompts": {k: v for k, v in prompts.items() if v}}
         self.history.update_settings(owner.id, changes)
         return self.settings(owner)
 
@@ -276,11 +304,8 @@ class ChatService:
         """The conversation field that marks it as shared, while the person shares (else {})."""
         if not self.data_sharing:
             return {}
-        try:
-            sharing = self.settings(owner).get(self.SHARE)
-        except store.CorruptFile:  # damaged settings cannot say yes: the chat goes on, unshared
-            log.error("a settings file is damaged and was left untouched")
-            sharing = False
+        # damaged settings cannot say yes: the chat goes on, unshared
+        sharing = self._readable_settings(owner).get(self.SHARE) is True
         return {"consent": {"at": store.now(), "model": model.id}} if sharing else {}
 
     def export(self, owner: Owner) -> dict:
@@ -446,8 +471,10 @@ class ChatService:
         if conversation_id:  # read and parsed in a worker thread: it may be large
             conv = await asyncio.to_thread(self._load, owner, conversation_id)
         else:  # created with its first message, in _store_turn
-            model = self._model_for_new(model_id)
+            model = self._model_for_new(model_id) if model_id else self.default_model(owner)
+            prompt = self._system_prompt_for(owner, model)
             conv = {"id": "", "model": model.id, "messages": [], "leaf_id": None}
+            conv["system_prompt"] = prompt
         async for update in self._write(owner, self._asked(conv, text, conv["leaf_id"])):
             yield update
 
@@ -592,6 +619,7 @@ class ChatService:
                 model=turn.conv["model"],
                 conversation_id=cid,
                 messages=turn.new,
+                system_prompt=turn.conv["system_prompt"],
                 **consent,
             )
             return
@@ -612,7 +640,8 @@ class ChatService:
         model = self._model_for(turn.conv)
         prompt = build_messages(
             turn.prompt,
-            system_prompt=model.system_prompt,
+            # the prompt the conversation started with; older ones use the model's own
+            system_prompt=turn.conv.get("system_prompt", model.system_prompt),
             context_window=model.context_window,
             max_tokens=model.parameters.max_tokens or 512,
         )
@@ -628,6 +657,34 @@ class ChatService:
         async with contextlib.aclosing(answer) as updates:
             async for update in updates:
                 yield update
+        if not turn.conv["id"] and update.done and not update.notice:  # a new one's first
+            self._start_title(owner, cid, model, turn.new[0]["content"])
+
+    # -- titles -------------------------------------------------------------------------
+
+    def _start_title(self, owner: Owner, cid: str, model: Model, question: str) -> None:
+        """Have the model write the new conversation's title, in the background: the answer
+        is not held up, and its first words stay the title until (and unless) one comes."""
+        task = asyncio.ensure_future(self._write_title(owner, cid, model, question))
+        self._titling.add(task)
+        task.add_done_callback(self._titling.discard)
+
+    title_seconds = titles.SECONDS  # a slower model leaves the first words of the question
+
+    async def titles_written(self) -> None:
+        """Wait until the titles being written are (or are given up)."""
+        await asyncio.gather(*self._titling, return_exceptions=True)
+
+    async def _write_title(self, owner: Owner, cid: str, model: Model, question: str) -> None:
+        try:
+            async with asyncio.timeout(self.title_seconds):
+                stream = self.endpoints.stream(model, titles.request(question))
+                text = await _first_line(stream)
+        except (ChatError, TimeoutError) as e:  # the first words stay
+            log.info("no title written: %s", type(e).__name__)
+            return
+        if title := titles.clean(text):  # never over a title the person set (see History)
+            await asyncio.to_thread(self.history.rename_conversation, owner.id, cid, title, "model")
 
     def _spread(self, seconds: float, budget: float) -> float:
         """`seconds`, or longer when so many answers stream at once that doing something
@@ -642,6 +699,8 @@ class ChatService:
         """The server is about to exit: stop every answer in progress, and wait (at most
         `timeout` seconds) until each is saved with SERVER_STOPPED. Returns how many."""
         self._closing = True
+        for task in list(self._titling):  # a title is never worth waiting for
+            task.cancel()
         live = self.answers.all()
         for answer in live:
             answer.stop()
@@ -771,6 +830,18 @@ def _continuable(message: dict, replies: dict[str | None, list[str]]) -> bool:
     return message.get("notice") in (STOPPED, SERVER_STOPPED) or (
         message.get("incomplete") and not message.get("notice")
     )
+
+
+async def _first_line(stream: AsyncIterator) -> str:
+    """The text a stream writes up to its first full line (a title is one); the rest is
+    not waited for: closing the stream cancels the request."""
+    text = ""
+    async with contextlib.aclosing(stream) as pieces:
+        async for piece in pieces:
+            text += piece if type(piece) is str else ""
+            if "\n" in text.strip() or len(text) > 4 * titles.MAX_CHARS:
+                break
+    return text
 
 
 def _log_store_failure(stored: asyncio.Future) -> None:

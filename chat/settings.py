@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     # not exist and the privacy page promises that nothing is shared.
     data_sharing: bool = False
     feedback_url: str = ""  # a public discussion page for feedback, linked from /privacy
+    # The welcome notice a person sees on their first visit (Markdown; empty: Parlor's own).
+    welcome: str = ""
     # Sites allowed to embed Parlor in a frame (CSP frame-ancestors); "*" allows any site.
     frame_ancestors: str = "*"
     # Parlor is reached only through a reverse proxy that sets X-Forwarded-Host itself: the

@@ -21,6 +21,7 @@ from .doors import OwnerOf
 from .service import ChatService, ServiceError
 from .ui_answers import PRIVATE, buttons, wire_answers
 from .ui_data import DataPanel, build_data_panel
+from .ui_settings import build_settings_panel, build_welcome
 from .ui_share import build_share_controls, wire_shares
 from .ui_tree import BRANCH_JS, REDRAW_JS, layout
 
@@ -112,6 +113,7 @@ def build_ui(
     *,
     footer: str = "",
     login: bool = False,
+    welcome: str = "",
     api: Callable[[], None] = lambda: None,
 ) -> gr.Blocks:
     """The Blocks of the chat page. `api()` declares the client API inside it first, so that
@@ -138,10 +140,12 @@ def build_ui(
                 "Show older conversations", size="sm", elem_id="more-conversations", visible=False
             )
             data_panel = build_data_panel(service)
+            settings_panel = build_settings_panel(service)
             gr.Markdown("[Models](models) · [Privacy](privacy)", elem_classes="parlor-links")
 
         with gr.Column(scale=1):
             gr.Markdown(footer, elem_id="banner", visible=bool(footer))
+            settings_panel.welcome, settings_panel.dismiss = build_welcome(welcome)
             cookie_warning = gr.Markdown("", elem_id="cookie-warning")
             model = gr.Dropdown(
                 choices=_model_choices(service),
@@ -208,16 +212,18 @@ def build_ui(
             gr.Textbox(visible="hidden", elem_id="follow"),
         )
         streams = _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
-        _wire_page(
+        loaded = _wire_page(
             demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel
         )
         wire_shares(service, owner_of, page, view.conversation_id, share_controls, data_panel.links)
+        settings_panel.wire(loaded, owner_of, page)
 
         def start_afresh(token: str, request: gr.Request) -> dict:
             """A new chat. The sidebar is listed again: the page may have left an answer
             before the frame that listed its new conversation."""
-            owner_of(request, page=token)  # resolved here; _listing reuses it
-            return {**_fresh(view, default.id), **_listing(view, service, owner_of, request)}
+            owner = owner_of(request, page=token)  # resolved here; _listing reuses it
+            fresh = _fresh(view, service.default_model(owner).id)
+            return {**fresh, **_listing(view, service, owner_of, request)}
 
         for trigger in (new_chat.click, chatbot.clear):  # clearing the chat starts a new one
             trigger(None, cancels=streams, **PRIVATE)  # first: see _wire_chat
@@ -295,7 +301,8 @@ def _opened(service: ChatService, owner, cid: str) -> dict | None:
 
 
 def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel):
-    """Page load (the page's token, then query options and the listing) and the data panel."""
+    """Page load (the page's token, then query options and the listing) and the data panel;
+    returns the load that gets the page's token (what comes after it may use `page`)."""
 
     def on_load(token: str, request: gr.Request):
         query = dict(request.query_params or {})
@@ -304,7 +311,7 @@ def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, acc
         # Availability changes while the app runs (the embedded model warms up): ask now.
         wanted = query.get("model", "")
         if not any(m["id"] == wanted and m["available"] for m in service.models()):
-            wanted = service.catalog.default.id
+            wanted = service.default_model(owner).id
         out[view.model] = gr.update(choices=_model_choices(service), value=wanted, interactive=True)
         if query.get("embed") in ("1", "true"):
             out[sidebar] = gr.update(visible=False)  # small frames: the chat only
@@ -334,6 +341,7 @@ def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, acc
         lambda: _fresh(view, service.catalog.default.id),
         view.all(),
     )
+    return loaded
 
 
 def _wire_chat(

@@ -523,14 +523,16 @@ def test_a_huge_import_is_stored_whole_or_refused_clearly(person):
 # -- /update_settings -----------------------------------------------------------------------
 
 SHARE = "share_with_model_authors"
+SETTINGS = [SHARE, "default_model", "system_prompts", "theme", "welcome_dismissed"]
 
 
 @fuzz
 @given(
     changes=st.one_of(
         json_values,
-        st.dictionaries(st.one_of(texts, st.just(SHARE)), json_values, max_size=3),
+        st.dictionaries(st.one_of(texts, st.sampled_from(SETTINGS)), json_values, max_size=3),
         st.fixed_dictionaries({SHARE: json_values}),
+        st.dictionaries(st.sampled_from(SETTINGS[1:]), json_values, min_size=1, max_size=1),
     )
 )
 def test_update_settings_takes_any_value(person, changes):
@@ -540,8 +542,10 @@ def test_update_settings_takes_any_value(person, changes):
     if not outcome.ok:
         assert after == before, "a refused change changed nothing"
         return
-    assert isinstance(changes, dict) and set(changes) <= {SHARE}
-    assert after == outcome.value == {SHARE: changes.get(SHARE, before[SHARE])}
+    assert isinstance(changes, dict) and set(changes) <= set(SETTINGS)
+    assert after == outcome.value and set(after) == set(SETTINGS)
+    plain = {k: v for k, v in changes.items() if k != "system_prompts"}  # merged per model
+    assert after == {**before, **plain, "system_prompts": after["system_prompts"]}
 
 
 def test_whats_accepted_survives_every_odd_character(person):

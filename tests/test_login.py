@@ -249,7 +249,7 @@ def test_sharing_follows_the_account_after_sign_in(op, space, tmp_path):
     visiting.client().predict({share: True}, api_name="/update_settings")
     chat(visiting.client(), "frank-shared-while-visiting-612")
     visiting.login(op, "u-frank", "frank")
-    assert visiting.client().predict(api_name="/settings") == {share: False}
+    assert visiting.client().predict(api_name="/settings")[share] is False
     assert titles(visiting.client()) == {"frank-shared-while-visiting-612"}
 
     out = tmp_path / "shared"
