@@ -10,11 +10,14 @@ import pytest
 from scripted_server import ScriptedServer
 from test_service import _service
 
+from chat import sharing
+from chat.history import History, message_row
 from chat.identity import Owner
 from chat.service import NO_MESSAGE, NOT_FOUND, ServiceError
 
 ME = Owner(id="anon:" + "7" * 40, kind="anonymous")
 OTHER = Owner(id="anon:" + "8" * 40, kind="anonymous")
+CONSENT = {"at": "2000-01-01T00:00:00.000000+00:00", "model": "m"}
 
 
 async def _ask(service, text: str) -> str:
@@ -66,3 +69,16 @@ def test_a_rating_travels_through_export_and_import(tmp_path):
         theirs = service.conversations(OTHER)[0]["id"]
         back = service.conversation(OTHER, theirs)["messages"][1]["feedback"]
         assert back == exported
+
+
+def test_a_consented_conversation_carries_its_ratings_to_model_authors(tmp_path):
+    history = History(tmp_path)
+    history.update_settings(ME.id, {"share_with_model_authors": True})
+    conv = history.create_conversation(ME.id, model="m", first_message="q-901", consent=CONSENT)
+    question = history.get_conversation(ME.id, conv["id"])["messages"][0]
+    answer = message_row("assistant", "a-901", parent_id=question["id"])
+    history.add_messages(ME.id, conv["id"], [answer])
+    rating = {"rating": "down", "comment": "too short", "at": "2026-01-01T00:00:00Z"}
+    history.update_message(ME.id, conv["id"], answer["id"], feedback=rating)
+    (line,) = sharing.consented(history)["m"]
+    assert [m["feedback"] for m in line["messages"]] == [None, rating]
