@@ -8,6 +8,7 @@ import json
 
 import pytest
 from scripted_server import ScriptedServer
+from test_privacy import chat, client, error_of
 from test_service import _service
 
 from chat import sharing
@@ -82,3 +83,26 @@ def test_a_consented_conversation_carries_its_ratings_to_model_authors(tmp_path)
     history.update_message(ME.id, conv["id"], answer["id"], feedback=rating)
     (line,) = sharing.consented(history)["m"]
     assert [m["feedback"] for m in line["messages"]] == [None, rating]
+
+
+def test_feedback_through_the_client_api(app):
+    me, stranger = client(app), client(app)
+    cid = chat(me, "Name a colour.")
+    answer = me.predict(cid, api_name="/conversation")["messages"][1]
+    done = me.predict(cid, answer["id"], "up", "nice", api_name="/feedback")
+    assert done["feedback"]["rating"] == "up"
+    shown = me.predict(cid, api_name="/conversation")["messages"][1]["feedback"]
+    assert (shown["rating"], shown["comment"]) == ("up", "nice")
+
+    exported = me.predict(api_name="/export")
+    assert exported["conversations"][0]["messages"][1]["feedback"] == shown
+    assert stranger.predict(json.dumps(exported), api_name="/import")["imported"] == 1
+    theirs = stranger.predict(api_name="/conversations")[0]["id"]
+    assert stranger.predict(theirs, api_name="/conversation")["messages"][1]["feedback"] == shown
+
+    outsider = client(app)
+    foreign = error_of(outsider.predict, cid, answer["id"], "down", api_name="/feedback")
+    missing = error_of(outsider.predict, "0" * 32, answer["id"], "down", api_name="/feedback")
+    assert foreign == missing
+    me.predict(cid, answer["id"], "", api_name="/feedback")
+    assert me.predict(cid, api_name="/conversation")["messages"][1]["feedback"] is None
