@@ -11,6 +11,7 @@ from browser import ARTIFACTS
 from playwright.sync_api import expect
 from scripted_server import ScriptedServer, echo_catalog
 from test_browser_tree import Stack
+from test_privacy import stored_text
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,7 @@ def test_a_thumb_and_its_comment_are_kept_after_a_reload(people, stack):
     box.fill("Too short.")
     me.page.locator("#feedback-save").click()
     expect(me.page.locator("#feedback-box")).to_be_hidden()
+    assert '"comment":"Too short."' in stored_text(stack.app)  # saved with the answer
 
     me.reload()
     me.entry("Capital of France?").click()
