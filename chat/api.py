@@ -258,6 +258,25 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
             )
         )
 
+    def feedback(
+        conversation_id: str,
+        message_id: str,
+        rating: str,
+        comment: str = "",
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
+    ) -> dict:
+        """Rate one answer: rating "up", "down", or "" to clear; an optional comment.
+        Returns {message_id, feedback} (feedback is {rating, comment, at} or None)."""
+        conversation_id = text(conversation_id, "conversation_id", stored=False)
+        message_id = text(message_id, "message_id", stored=False)
+        rating, comment = text(rating, "rating", stored=False), text(comment, "comment")
+        return _guard(
+            lambda: service.feedback(
+                owner_of(request, oauth_token), conversation_id, message_id, rating, comment
+            )
+        )
+
     def delete_conversation(
         conversation_id: str, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
     ) -> dict:
@@ -344,6 +363,7 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         "conversation": conversation,
         "switch_branch": switch_branch,
         "rename_conversation": rename_conversation,
+        "feedback": feedback,
         "delete_conversation": delete_conversation,
         "delete_all_conversations": delete_all_conversations,
         "export": export,

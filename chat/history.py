@@ -250,7 +250,7 @@ def message_row(
     }
 
 
-MESSAGE_FIELDS = ("content", "reasoning", "incomplete", "notice", "finish_reason")
+MESSAGE_FIELDS = ("content", "reasoning", "incomplete", "notice", "finish_reason", "feedback")
 
 
 def _upgrade(db: TinyDB) -> list[dict]:

@@ -59,6 +59,7 @@ MESSAGE_DEFAULTS = {
     "incomplete": False,
     "notice": "",
     "finish_reason": None,
+    "feedback": None,
 }
 _CONVERSATION_FIELDS = ("id", "title", "model", "created_at", "updated_at")
 MessageId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
@@ -66,6 +67,13 @@ MessageId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 
 class PortabilityError(ValueError):
     """The document cannot be imported; the message says why."""
+
+
+class Feedback(TypedDict):
+    __pydantic_config__ = _LENIENT  # type: ignore[misc]
+    rating: Literal["up", "down"]
+    comment: Annotated[str, Field(max_length=2000)]
+    at: str
 
 
 class ExportedMessage(TypedDict):
@@ -80,6 +88,7 @@ class ExportedMessage(TypedDict):
     incomplete: NotRequired[bool]
     notice: NotRequired[str]
     finish_reason: NotRequired[str | None]
+    feedback: NotRequired[Feedback | None]  # optional in version 2; absent means none
 
 
 class ExportedConversation(TypedDict):

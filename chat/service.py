@@ -29,6 +29,8 @@ log = logging.getLogger("parlor.service")
 NOT_FOUND = "conversation not found"
 NO_MESSAGE = "message not found"
 NO_SHARE = "share link not found"
+FEEDBACK_RATINGS = ("up", "down", "")
+MAX_FEEDBACK_CHARS = 2000
 STOPPED = "Stopped."
 BUSY = "An answer is still being written in this conversation."
 SAVE_EVERY = 2.0  # seconds between saves of an answer in progress (crash safety)
@@ -230,6 +232,22 @@ class ChatService:
         if row is None:
             raise ServiceError(NOT_FOUND)
         return {k: row[k] for k in ("id", "title", "model", "updated_at")}
+
+    def feedback(
+        self, owner: Owner, conversation_id: str, message_id: str, rating: str, comment: str = ""
+    ) -> dict:
+        """Rate one answer "up" or "down" with an optional comment; "" clears the rating.
+        Returns the message's feedback ({rating, comment, at} or None)."""
+        if rating not in FEEDBACK_RATINGS:
+            raise ServiceError('A rating is "up", "down", or "" to clear it.')
+        message = self._message(self._load(owner, conversation_id), message_id)
+        if message["role"] != "assistant":
+            raise ServiceError("Only answers can be rated.")
+        comment = comment.strip()[:MAX_FEEDBACK_CHARS]
+        value = {"rating": rating, "comment": comment, "at": store.now()} if rating else None
+        if not self.history.update_message(owner.id, conversation_id, message_id, feedback=value):
+            raise ServiceError(NO_MESSAGE)
+        return {"message_id": message_id, "feedback": value}
 
     def delete_conversation(self, owner: Owner, conversation_id: str) -> bool:
         """Delete for good: the answer being written in it stops and is never saved."""
@@ -880,6 +898,7 @@ MESSAGE_KEYS = (
     "incomplete",
     "notice",
     "finish_reason",
+    "feedback",
 )
 
 

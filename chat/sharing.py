@@ -21,6 +21,9 @@ from .settings import Settings
 
 SETTING = "share_with_model_authors"  # a person's setting: on while they share
 
+# A rating travels with its answer: it is what model authors most want to see.
+SHARED_FIELDS = ("id", "parent_id", "role", "content", "created_at", "feedback")
+
 
 def consented(history: History) -> dict[str, list[dict]]:
     """Per model id, the shared part of every consented conversation of the people whose
@@ -37,7 +40,7 @@ def consented(history: History) -> dict[str, list[dict]]:
             # Every branch, each message with its parent: an edit or another answer is told
             # apart from the next turn (the ids are random, and name no one).
             messages = [
-                {k: m.get(k) for k in ("id", "parent_id", "role", "content", "created_at")}
+                {k: m.get(k) for k in SHARED_FIELDS}
                 for m in tree.as_tree(conv["messages"])
                 if m["created_at"] >= consent["at"] and m["content"]
             ]

@@ -21,6 +21,7 @@ from .doors import OwnerOf
 from .service import ChatService, ServiceError
 from .ui_answers import PRIVATE, buttons, wire_answers
 from .ui_data import DataPanel, build_data_panel
+from .ui_feedback import LATEX_DELIMITERS, build_feedback_box, feedback_values, wire_feedback
 from .ui_settings import build_settings_panel, build_welcome
 from .ui_share import build_share_controls, wire_shares
 from .ui_tree import BRANCH_JS, REDRAW_JS, layout
@@ -164,7 +165,10 @@ def build_ui(
                 examples=examples or None,
                 placeholder="**Ask anything.** Your conversations are private to you.",
                 show_label=False,
+                latex_delimiters=LATEX_DELIMITERS,  # chat/ui_feedback.py
+                feedback_options=("Like", "Dislike"),
             )
+            feedback_box = build_feedback_box()  # after a thumb: chat/ui_feedback.py
             with gr.Row():
                 message = gr.Textbox(
                     placeholder="Type a message…",
@@ -212,6 +216,7 @@ def build_ui(
             gr.Textbox(visible="hidden", elem_id="follow"),
         )
         streams = _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
+        wire_feedback(service, owner_of, view, page, feedback_box, PRIVATE)
         loaded = _wire_page(
             demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel
         )
@@ -257,7 +262,7 @@ def _shown(view: ChatView, conv: dict) -> dict:
     drawn = layout(conv["messages"], writing=conv["leaf_id"] if writing else "")
     out = {
         view.conversation_id: conv["id"],
-        view.chatbot: drawn.chat,
+        view.chatbot: gr.update(value=drawn.chat, feedback_value=feedback_values(conv["messages"])),
         view.shown: drawn.state(),
         view.branches: drawn.switchers(),
         view.model: gr.update(value=conv["model"], interactive=False),

@@ -31,6 +31,7 @@ CONTRACT = {
     "/conversation",
     "/switch_branch",
     "/rename_conversation",
+    "/feedback",
     "/delete_conversation",
     "/delete_all_conversations",
     "/export",
