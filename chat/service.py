@@ -65,6 +65,7 @@ class ChatService:
         data_sharing: bool = False,
         import_limits: ImportLimits | None = None,
         answer_limits: tuple[int, int] = (4, 1000),
+        model_titles: bool = True,
     ) -> None:
         self.data_sharing = data_sharing
         self.import_limits = import_limits or ImportLimits(message_chars=max_message_chars)
@@ -80,6 +81,7 @@ class ChatService:
         self._adopting = KeyedLocks()
         self.share_store = Shares(history)
         self._titling: set[asyncio.Future] = set()  # titles being written (kept referenced)
+        self.model_titles = model_titles
 
     # -- models -------------------------------------------------------------------------
 
@@ -345,7 +347,36 @@ class ChatService:
         except portability.PortabilityError as e:
             raise ServiceError(str(e)) from None
         added = portability.import_into(self.history, owner.id, batch.document)
-        return batch.report(added, self._unknown_models(batch.document) if added else [])
+        notes = self._unknown_models(batch.document) if added else []
+        notes += self._import_settings(owner, batch.document.get("settings") or {})
+        return batch.report(added, notes)
+
+    CARRIED = ("default_model", "system_prompts", "theme")  # sharing is never carried
+
+    def _import_settings(self, owner: Owner, imported: dict) -> list[str]:
+        """Take an export's settings where the person has set none: their own always win,
+        and consent to sharing must be given here, never imported. The notes: what was not
+        taken (a default model this server lacks...)."""
+        if not isinstance(imported, dict):
+            return []
+        mine = self.history.get_settings(owner.id)
+        changes, notes = {}, []
+        for key in self.CARRIED:
+            value = imported.get(key)
+            if key not in imported or value in ("", {}, None):
+                continue
+            if key == "system_prompts" and isinstance(value, dict):
+                value = {**value, **(mine.get(key) or {})}  # theirs per model win
+            elif key in mine:
+                continue
+            why = preferences.check({key: value}, self.catalog, self.endpoints.why_unavailable)
+            if why:
+                notes.append(f"A setting was not imported: {why}")
+            else:
+                changes[key] = value
+        if changes:
+            self.history.update_settings(owner.id, changes)
+        return notes
 
     def _unknown_models(self, document: dict) -> list[str]:
         conversations = document.get("conversations", [])
@@ -675,7 +706,8 @@ class ChatService:
         async with contextlib.aclosing(answer) as updates:
             async for update in updates:
                 yield update
-        if not turn.conv["id"] and update.done and not update.notice:  # a new one's first
+        new = not turn.conv["id"] and update.done and not update.notice  # a new one's first
+        if new and self.model_titles:
             self._start_title(owner, cid, model, turn.new[0]["content"])
 
     # -- titles -------------------------------------------------------------------------
@@ -701,8 +733,12 @@ class ChatService:
         except (ChatError, TimeoutError) as e:  # the first words stay
             log.info("no title written: %s", type(e).__name__)
             return
-        if title := titles.clean(text):  # never over a title the person set (see History)
+        if not (title := titles.clean(text)):
+            return
+        try:  # never over a title the person set (see History)
             await asyncio.to_thread(self.history.rename_conversation, owner.id, cid, title, "model")
+        except Exception as e:  # a damaged or vanished file: the first words stay
+            log.warning("a title could not be stored: %s", type(e).__name__)
 
     def _spread(self, seconds: float, budget: float) -> float:
         """`seconds`, or longer when so many answers stream at once that doing something

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # Answers being written at once: each one a task of the server's that outlives the page
     # that asked for it. Past either bound, a new message is refused with a clear reason.
     max_answers_per_person: int = Field(4, ge=1)
+    # After a new conversation's first answer, its model writes the title in the background.
+    model_titles: bool = True
     max_answers: int = Field(1000, ge=1)
     cookie_samesite: Literal["none", "lax", "strict"] = "none"
     cookie_secure: Literal["auto", "always", "never"] = "auto"

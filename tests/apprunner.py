@@ -51,6 +51,10 @@ class RunningApp:
             "PARLOR_SECRET": "test-secret-for-the-suite-0123456789",
             "GRADIO_SERVER_NAME": "127.0.0.1",
             "GRADIO_SERVER_PORT": str(self.port),
+            # Titles by the model change what the sidebar shows once an answer ends: tests
+            # that look for a conversation by its first words turn them off (tests/test_titles.py
+            # checks titles on the service).
+            "PARLOR_MODEL_TITLES": "false",
             **(env or {}),
         }
         if "HF_TOKEN" not in (env or {}):

@@ -86,7 +86,12 @@ def chat(c: Client, text: str) -> str:
 
 
 def titles(c: Client) -> set[str]:
-    return {x["title"] for x in c.predict(api_name="/conversations")}
+    """Which conversations `c` reaches, each by its first question (its title may be the
+    model's own by now)."""
+    return {
+        c.predict(x["id"], api_name="/conversation")["messages"][0]["content"]
+        for x in c.predict(api_name="/conversations")
+    }
 
 
 def test_login_moves_anonymous_history_to_the_account(op, space):

@@ -4,6 +4,7 @@ default model, a system prompt per model (kept by each conversation), theme, wel
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from scripted_server import ScriptedServer
@@ -108,3 +109,28 @@ def test_a_custom_system_prompt_reaches_the_model_and_each_conversation_keeps_it
         assert service.settings(ME)["system_prompts"] == {}
         _ask(service, "hello", model="a")
         assert _system(srv) == ("a", "You are a.")
+
+
+def test_imported_settings_are_taken_where_the_person_has_none(tmp_path):
+    """Settings travel with an export: the newcomer gets them; someone with their own keeps
+    theirs; sharing is never switched on by an import."""
+    with ScriptedServer() as srv:
+        srv.script("echo")
+        service = _service(srv, tmp_path)
+        mover = Owner(id="anon:" + "3" * 40, kind="anonymous")
+        service.update_settings(
+            mover, {"default_model": "b", "theme": "dark", "system_prompts": {"a": "Be brief."}}
+        )
+        export = service.export(mover)
+        export["settings"]["share_with_model_authors"] = True
+        export["settings"]["default_model"] = "gone"  # a model this server lacks
+        newcomer, settled = Owner(id="anon:" + "4" * 40, kind="anonymous"), ME
+        service.update_settings(settled, {"theme": "light", "system_prompts": {"a": "Mine."}})
+        report = service.import_report(newcomer, json.dumps(export))
+        assert any("default_model" in note for note in report.get("notes", [])), report
+        got = service.settings(newcomer)
+        assert (got["theme"], got["system_prompts"]) == ("dark", {"a": "Be brief."})
+        assert got["default_model"] in ("", None) and not got.get("share_with_model_authors")
+        service.import_report(settled, json.dumps(export))
+        kept = service.settings(settled)
+        assert (kept["theme"], kept["system_prompts"]) == ("light", {"a": "Mine."})
