@@ -6,28 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from apprunner import RunningApp
-from browser import ARTIFACTS
 from playwright.sync_api import expect
-from scripted_server import ScriptedServer, echo_catalog
-from test_browser_tree import Stack
+from test_browser_tree import Stack, scripted_stack, shot
 from test_privacy import stored_text
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("feedback")
-    with ScriptedServer() as model:
-        app = RunningApp(root / "data", models=echo_catalog(root, model)).wait_ready()
-        try:
-            yield Stack(model, app)
-        finally:
-            app.stop()
-
-
-def shot(me, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    me.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    yield from scripted_stack(tmp_path_factory, "feedback")
 
 
 def test_a_thumb_and_its_comment_are_kept_after_a_reload(people, stack):

@@ -8,25 +8,16 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from apprunner import RunningApp
 from browser import Person
 from gradio_client import Client
 from playwright.sync_api import expect
-from scripted_server import ScriptedServer, echo_catalog
-from test_browser_tree import Stack, shot
+from test_browser_tree import Stack, scripted_stack, shot
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("settings")
-    with ScriptedServer() as model:
-        model.script("echo")
-        env = {"PARLOR_WELCOME": "Hello from **this deployer**: see [privacy](privacy)."}
-        app = RunningApp(root / "data", models=echo_catalog(root, model), env=env).wait_ready()
-        try:
-            yield Stack(model, app)
-        finally:
-            app.stop()
+    welcome = "Hello from **this deployer**: see [privacy](privacy)."
+    yield from scripted_stack(tmp_path_factory, "settings", echo=True, PARLOR_WELCOME=welcome)
 
 
 def system_prompt_sent(stack: Stack) -> str:

@@ -31,15 +31,25 @@ class Stack:
         self.model.script("tokens", tokens=[text], **options)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("tree")
+def scripted_stack(
+    tmp_path_factory, name: str, *, echo: bool = False, **env: str
+) -> Iterator[Stack]:
+    """The app on the scripted model (echoing, with `echo`), for one module's fixture
+    (`yield from` it)."""
+    root = tmp_path_factory.mktemp(name)
     with ScriptedServer() as model:
-        app = RunningApp(root / "data", models=echo_catalog(root, model)).wait_ready()
+        if echo:
+            model.script("echo")
+        app = RunningApp(root / "data", models=echo_catalog(root, model), env=env).wait_ready()
         try:
             yield Stack(model, app)
         finally:
             app.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    yield from scripted_stack(tmp_path_factory, "tree")
 
 
 def shot(me: Person, name: str) -> None:
