@@ -725,19 +725,29 @@ class History:
     def show_leaf(self, owner: str, conversation_id: str, leaf_id: str) -> bool:
         """Show the branch ending at `leaf_id`. Not a change of the conversation: its
         `updated_at` (and place in the listing) stays. False: no such message here."""
-        path = self._conversation_path(owner, conversation_id)
-        if path is None:
-            return False
-        with self._locks.hold(path):
-            try:
-                ns = path.stat().st_mtime_ns
-            except FileNotFoundError:
+        with self._stamp_kept(owner, conversation_id) as ns:
+            if ns is None:
                 return False
             with self._existing(owner, conversation_id, stamp_ns=ns, upgrade=True) as db:
                 if db is None or not db.table("messages").contains(Query().id == leaf_id):
                     return False
                 db.table("conversation").update({"leaf_id": leaf_id})
         return True
+
+    @contextmanager
+    def _stamp_kept(self, owner: str, conversation_id: str) -> Iterator[int | None]:
+        """The file's modification time, under its lock (None: there is none), for a write
+        that is not a change of the conversation to keep it."""
+        path = self._conversation_path(owner, conversation_id)
+        if path is None:
+            yield None
+            return
+        with self._locks.hold(path):
+            try:
+                ns = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                ns = None
+            yield ns
 
     def update_message(
         self, owner: str, conversation_id: str, message_id: str, **fields: Any
@@ -758,16 +768,20 @@ class History:
     def _update_summary(
         self, owner: str, conversation_id: str, _by: str = "", **changes: Any
     ) -> dict | None:
-        ns = time.time_ns()
-        changes["updated_at"] = iso(ns)
-        with self._existing(owner, conversation_id, stamp_ns=ns, upgrade=True) as db:
-            if db is None:
+        """Change the conversation's summary (its title). Not a new message: its
+        `updated_at`, and so its place in the listing, stays."""
+        with self._stamp_kept(owner, conversation_id) as ns:
+            if ns is None:
                 return None
-            conv = db.table("conversation")
-            if _by and _by != "person" and conv.all()[0].get("title_set_by") == "person":
-                return None
-            conv.update({**changes, "title_set_by": _by} if _by else changes)
-            row = conv.all()[0]
+            changes["updated_at"] = iso(ns)
+            with self._existing(owner, conversation_id, stamp_ns=ns, upgrade=True) as db:
+                if db is None:
+                    return None
+                conv = db.table("conversation")
+                if _by and _by != "person" and conv.all()[0].get("title_set_by") == "person":
+                    return None
+                conv.update({**changes, "title_set_by": _by} if _by else changes)
+                row = conv.all()[0]
         self._update_index(owner, conversation_id, changes)
         self._touched(owner, conversation_id, **_titled(changes))
         return _summary(row)

@@ -80,7 +80,8 @@ class ChatService:
         self._all_deleted: list[Callable[[Owner], None]] = []
         self._adopting = KeyedLocks()
         self.share_store = Shares(history)
-        self._titling: set[asyncio.Future] = set()  # titles being written (kept referenced)
+        # titles being written, by (owner id, conversation id); kept referenced
+        self._titling: dict[tuple[str, str], asyncio.Future] = {}
         self.model_titles = model_titles
 
     # -- models -------------------------------------------------------------------------
@@ -703,12 +704,12 @@ class ChatService:
         stored = asyncio.ensure_future(asyncio.to_thread(self._store_turn, owner, cid, turn, model))
         stored.add_done_callback(_log_store_failure)
         answer = self._answer(owner, cid, turn.answer, stream, head, stored, live)
+        titled = not turn.conv["id"] and self.model_titles  # a new one's first answer
         async with contextlib.aclosing(answer) as updates:
             async for update in updates:
+                if titled and update.done and not update.notice:  # before the page sees
+                    self._start_title(owner, cid, model, turn.new[0]["content"])  # the end
                 yield update
-        new = not turn.conv["id"] and update.done and not update.notice  # a new one's first
-        if new and self.model_titles:
-            self._start_title(owner, cid, model, turn.new[0]["content"])
 
     # -- titles -------------------------------------------------------------------------
 
@@ -716,14 +717,25 @@ class ChatService:
         """Have the model write the new conversation's title, in the background: the answer
         is not held up, and its first words stay the title until (and unless) one comes."""
         task = asyncio.ensure_future(self._write_title(owner, cid, model, question))
-        self._titling.add(task)
-        task.add_done_callback(self._titling.discard)
+        key = (owner.id, cid)
+        self._titling[key] = task
+        task.add_done_callback(lambda _: self._titling.pop(key, None))
+
+    def titling(self, owner: Owner, conversation_id: str) -> bool:
+        """Whether the model is writing this conversation's title now."""
+        return (owner.id, conversation_id) in self._titling
+
+    async def title_written(self, owner: Owner, conversation_id: str) -> None:
+        """Wait until the title being written for it, if any, is stored or given up (at
+        most `title_seconds`)."""
+        if (task := self._titling.get((owner.id, conversation_id))) is not None:
+            await asyncio.wait([task])  # never cancels it, nor raises what it raised
 
     title_seconds = titles.SECONDS  # a slower model leaves the first words of the question
 
     async def titles_written(self) -> None:
         """Wait until the titles being written are (or are given up)."""
-        await asyncio.gather(*self._titling, return_exceptions=True)
+        await asyncio.gather(*self._titling.values(), return_exceptions=True)
 
     async def _write_title(self, owner: Owner, cid: str, model: Model, question: str) -> None:
         try:
@@ -753,7 +765,7 @@ class ChatService:
         """The server is about to exit: stop every answer in progress, and wait (at most
         `timeout` seconds) until each is saved with SERVER_STOPPED. Returns how many."""
         self._closing = True
-        for task in list(self._titling):  # a title is never worth waiting for
+        for task in list(self._titling.values()):  # a title is never worth waiting for
             task.cancel()
         live = self.answers.all()
         for answer in live:

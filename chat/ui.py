@@ -3,7 +3,8 @@
 Handlers only translate between components and `ChatService`, returning dicts of just the
 components they change. None is part of the public API (`api_visibility="private"`): the
 client API lives in `api.py`. The events that stream answers are in `ui_answers.py`, how a
-conversation's rows are drawn in `ui_tree.py`, the "your data" panel in `ui_data.py`.
+conversation's rows are drawn in `ui_tree.py`, the sidebar's list in `ui_sidebar.py`, the
+"your data" panel in `ui_data.py`.
 """
 
 from __future__ import annotations
@@ -15,32 +16,37 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from . import ui_tree
+from . import ui_sidebar, ui_tree
 from .accounts import DECLINED
-from .doors import OwnerOf
+from .doors import OwnerOf, owner_off_loop
 from .service import ChatService, ServiceError
 from .ui_answers import PRIVATE, buttons, wire_answers
 from .ui_data import DataPanel, build_data_panel
 from .ui_feedback import LATEX_DELIMITERS, build_feedback_box, feedback_values, wire_feedback
 from .ui_settings import build_settings_panel, build_welcome
 from .ui_share import build_share_controls, wire_shares
+from .ui_sidebar import PAGE, SIDEBAR_JS, Sidebar, build_sidebar, found_value, listing_value
 from .ui_tree import BRANCH_JS, REDRAW_JS, layout
-
-# The sidebar lists the newest PAGE conversations; a button lists the older ones. Gradio sends
-# a list whole each time it changes (a new conversation), so its cost follows its length.
-PAGE = 50
 
 CSS = (
     """
-#conversations label { width: 100%; }
-#conversations .wrap { flex-direction: column; gap: 2px; }
 #banner p, #cookie-warning p { border-left: 4px solid #f59e0b; padding: .4rem .8rem;
   background: #fffbeb; margin: 0; }
 .parlor-links { font-size: .9rem; }
+/* A phone: the box and Send side by side, the buttons under them as small as their words. */
+@media (max-width: 768px) {
+  #composer { flex-wrap: nowrap; }
+  #composer > * { min-width: 0 !important; }
+  #composer > button { flex: 0 0 auto !important; width: auto; padding: 0 .9rem;
+    align-self: stretch; }
+  #actions { flex-wrap: wrap; gap: .4rem; }
+  #actions > * { flex: 0 1 auto !important; min-width: 0 !important; width: auto; }
+}
 /* In a frame, Gradio's login cookie is blocked: sign-in happens in a tab of its own. */
 .parlor-framed #login, body:not(.parlor-framed) #login-in-tab { display: none !important; }
 """
     + ui_tree.CSS
+    + ui_sidebar.CSS
 )
 
 # Tells the person when this browser refuses the session cookie (e.g. third-party cookies
@@ -87,8 +93,10 @@ class ChatView:
     """The components that show one conversation."""
 
     conversation_id: gr.State
-    conversations: gr.Radio
+    conversations: gr.Textbox  # the sidebar's listing (chat/ui_sidebar.py)
+    selected: gr.Textbox  # the conversation the sidebar highlights
     more: gr.Button  # lists the conversations older than the first PAGE
+    titling: gr.Textbox  # "<id> <time>": the sidebar lists again once its title is written
     model: gr.Dropdown
     notice: gr.Markdown
     chatbot: gr.Chatbot
@@ -134,12 +142,7 @@ def build_ui(
                     elem_id="login-in-tab",
                 )
             new_chat = gr.Button("+ New chat", variant="primary", elem_id="new-chat")
-            conversations = gr.Radio(
-                choices=[], label="Conversations", elem_id="conversations", container=False
-            )
-            more = gr.Button(
-                "Show older conversations", size="sm", elem_id="more-conversations", visible=False
-            )
+            side = build_sidebar()
             data_panel = build_data_panel(service)
             settings_panel = build_settings_panel(service)
             gr.Markdown("[Models](models) · [Privacy](privacy)", elem_classes="parlor-links")
@@ -169,7 +172,7 @@ def build_ui(
                 feedback_options=("Like", "Dislike"),
             )
             feedback_box = build_feedback_box()  # after a thumb: chat/ui_feedback.py
-            with gr.Row():
+            with gr.Row(elem_id="composer"):
                 message = gr.Textbox(
                     placeholder="Type a message…",
                     show_label=False,
@@ -181,7 +184,7 @@ def build_ui(
                 )
                 send = gr.Button("Send", variant="primary", elem_id="send", scale=1)
                 stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, visible=False)
-            with gr.Row():
+            with gr.Row(elem_id="actions"):
                 retry = gr.Button("↻ Retry", size="sm", elem_id="retry", visible=False)
                 cont = gr.Button("Continue", size="sm", elem_id="continue", visible=False)
                 delete = gr.Button(
@@ -198,8 +201,10 @@ def build_ui(
         page = gr.Textbox(visible=False)  # this page's token: see PAGE_TOKEN_JS
         view = ChatView(
             gr.State(""),
-            conversations,
-            more,
+            side.listing,
+            side.selected,
+            side.more,
+            side.titling,
             model,
             notice,
             chatbot,
@@ -216,6 +221,7 @@ def build_ui(
             gr.Textbox(visible="hidden", elem_id="follow"),
         )
         streams = _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
+        _wire_sidebar(service, owner_of, view, side, page, streams, default.id)
         wire_feedback(service, owner_of, view, page, feedback_box, PRIVATE)
         loaded = _wire_page(
             demo, service, owner_of, view, page, sidebar, cookie_warning, account, data_panel
@@ -245,7 +251,7 @@ def _fresh(view: ChatView, model_id: str) -> dict:
         view.branches: "[]",
         view.model: gr.update(value=model_id, interactive=True),
         view.notice: "",
-        view.conversations: gr.update(value=None),
+        view.selected: "",
         view.send: gr.update(visible=True),
         view.stop: gr.update(visible=False),
         view.retry: gr.update(visible=False),
@@ -262,6 +268,7 @@ def _shown(view: ChatView, conv: dict) -> dict:
     drawn = layout(conv["messages"], writing=conv["leaf_id"] if writing else "")
     out = {
         view.conversation_id: conv["id"],
+        view.selected: conv["id"],
         view.chatbot: gr.update(value=drawn.chat, feedback_value=feedback_values(conv["messages"])),
         view.shown: drawn.state(),
         view.branches: drawn.switchers(),
@@ -286,15 +293,33 @@ def _listing(
     every: bool = False,
 ) -> dict:
     """The sidebar: the newest PAGE conversations (`every` one of them), and the button for
-    the older ones when there are any."""
+    the older ones when there are any; `selected` is highlighted (else it stays as it is)."""
     rows = service.conversations(owner_of(request), limit=0 if every else PAGE + 1)
     older = len(rows) > PAGE and not every
-    shown = rows[:PAGE] if older else rows
-    choices = [(c["title"], c["id"]) for c in shown]
-    return {
-        view.conversations: gr.update(choices=choices, value=selected or None),
+    out = {
+        view.conversations: listing_value(rows[:PAGE] if older else rows),
         view.more: gr.update(visible=older),
     }
+    if selected:
+        out[view.selected] = selected
+    return out
+
+
+def _delete(
+    view: ChatView,
+    service: ChatService,
+    owner_of: OwnerOf,
+    request: gr.Request,
+    target: str,
+    cid: str,
+    default_id: str,
+) -> dict:
+    """Delete `target` for good and list the sidebar again; a new chat when it was the one
+    open (`cid`)."""
+    if target:
+        service.delete_conversation(owner_of(request), target)
+    out = _listing(view, service, owner_of, request)
+    return {**_fresh(view, default_id), **out} if target == cid else out
 
 
 def _opened(service: ChatService, owner, cid: str) -> dict | None:
@@ -338,6 +363,7 @@ def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, acc
     loaded.then(on_load, inputs=page, outputs=outputs, **PRIVATE)
     demo.load(None, js=COOKIE_CHECK_JS, outputs=cookie_warning, **PRIVATE)
     demo.load(None, js=BRANCH_JS, **PRIVATE)  # the page draws the switchers: chat/ui_tree.py
+    demo.load(None, js=SIDEBAR_JS, **PRIVATE)  # and the sidebar's list: chat/ui_sidebar.py
     view.branches.change(None, js=REDRAW_JS, **PRIVATE)
     data_panel.wire(
         owner_of,
@@ -370,16 +396,6 @@ def _wire_chat(
     a trigger's listeners in order, each to its end, so a canceller added after would cancel
     the event the first one had just started."""
 
-    def open_conversation(cid: str | None, token: str, request: gr.Request):
-        if not cid:
-            return _fresh(view, default_id)
-        try:
-            conv = service.conversation(owner_of(request, page=token), cid)
-        except ServiceError as e:
-            gr.Warning(str(e))
-            return _fresh(view, default_id)
-        return _shown(view, conv)
-
     def switch_branch(picked: str, cid: str, token: str, request: gr.Request):
         message_id = (picked or "").split(" ")[0]
         if not cid or not message_id:
@@ -396,10 +412,8 @@ def _wire_chat(
             service.stop(owner_of(request, page=token), cid)
 
     def delete_current(cid: str, token: str, request: gr.Request):
-        owner = owner_of(request, page=token)
-        if cid:
-            service.delete_conversation(owner, cid)
-        return {**_fresh(view, default_id), **_listing(view, service, owner_of, request)}
+        owner_of(request, page=token)  # resolved here; _delete reuses it
+        return _delete(view, service, owner_of, request, cid, cid, default_id)
 
     async def listing(request: gr.Request, selected: str) -> dict:
         return await asyncio.to_thread(_listing, view, service, owner_of, request, selected)
@@ -408,10 +422,6 @@ def _wire_chat(
     streams = wire_answers(service, owner_of, view, page, listing)
     view.stop.click(request_stop, inputs=[view.conversation_id, page], **PRIVATE)
 
-    view.conversations.input(None, cancels=streams, **PRIVATE)  # first: see above
-    view.conversations.input(
-        open_conversation, inputs=[view.conversations, page], outputs=everything, **PRIVATE
-    )
     view.pick.change(
         switch_branch,
         inputs=[view.pick, view.conversation_id, page],
@@ -436,6 +446,75 @@ def _wire_chat(
         **PRIVATE,
     )
     return streams
+
+
+def _wire_sidebar(
+    service: ChatService,
+    owner_of: OwnerOf,
+    view: ChatView,
+    side: Sidebar,
+    page: gr.Textbox,
+    streams: list,
+    default_id: str,
+) -> None:
+    """The sidebar's rows and search box (chat/ui_sidebar.py). Opening a conversation or
+    deleting the open one cancels the page's event that follows an answer, first (see
+    `_wire_chat`); renaming or deleting another row leaves it be."""
+    quiet = {"show_progress": "hidden", **PRIVATE}
+
+    def act(value: str, cid: str, token: str, request: gr.Request) -> dict:
+        wanted = ui_sidebar.asked(value)
+        owner = owner_of(request, page=token)  # first: the calls below reuse it
+        target = wanted.get("id", "")
+        if wanted.get("op") == "delete":
+            return _delete(view, service, owner_of, request, target, cid, default_id)
+        try:
+            if wanted.get("op") == "open":
+                return _shown(view, service.conversation(owner, target))
+            if wanted.get("op") == "rename":
+                service.rename_conversation(owner, target, wanted.get("title", ""))
+        except ServiceError as e:  # gone meanwhile (another tab), or an empty title
+            gr.Warning(str(e))
+        return _listing(view, service, owner_of, request)
+
+    def find(query: str, token: str, request: gr.Request) -> str:
+        query = (query or "").strip()
+        if not query:
+            return found_value("", [])
+        try:
+            return found_value(query, service.search(owner_of(request, page=token), query))
+        except ServiceError as e:  # too long
+            gr.Warning(str(e))
+            return found_value(query, [])
+
+    async def titled(value: str, token: str, request: gr.Request) -> dict:
+        cid = (value or "").split(" ")[0]
+        owner = await owner_off_loop(owner_of, request, page=token)
+        if cid:  # (it may be written already)
+            await service.title_written(owner, cid)
+        return await asyncio.to_thread(_listing, view, service, owner_of, request)
+
+    everything = view.all()
+    side.opening.change(None, cancels=streams, **PRIVATE)  # first: see above
+    side.opening.change(
+        act, inputs=[side.opening, view.conversation_id, page], outputs=everything, **PRIVATE
+    )
+    side.acting.change(
+        act, inputs=[side.acting, view.conversation_id, page], outputs=everything, **quiet
+    )
+    side.search.change(None, js=ui_sidebar.REDRAW_JS, **PRIVATE)  # cleared: the list at once
+    side.search.change(  # typed, pasted or cleared
+        find, inputs=[side.search, page], outputs=side.found, trigger_mode="always_last", **quiet
+    )
+    side.titling.change(
+        titled,
+        inputs=[side.titling, page],
+        outputs=[view.conversations, view.more],
+        concurrency_limit=None,
+        **quiet,
+    )
+    for value in (side.listing, side.selected, side.found):
+        value.change(None, js=ui_sidebar.REDRAW_JS, **PRIVATE)
 
 
 __all__ = ["CSS", "DataPanel", "build_ui"]

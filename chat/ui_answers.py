@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,9 @@ def wire_answers(
         view.conversation_id,
         view.message,
         view.conversations,
+        view.selected,
         view.more,
+        view.titling,
         view.model,
         view.send,
         view.stop,
@@ -178,6 +181,8 @@ def wire_answers(
             last |= await settled(owner, current, chat, restore=not cleared)
         if stored and (moved or not cid):  # the answered conversation is now the newest
             last |= await listing(request, current)
+        if not cid and current and service.titling(owner, current):  # listed again with it
+            last[view.titling] = f"{current} {time.time()}"
         yield last
 
     async def respond(

@@ -96,6 +96,12 @@ STREAM_PROBE = """
 """
 
 
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
 SETTLE_FRAME = "() => new Promise(r => setTimeout(() => requestAnimationFrame(() => r()), 50))"
 
 
@@ -106,12 +112,16 @@ class Person:
     in that iframe, and everything below reads and drives the chat inside the frame (`doc`).
     """
 
-    def __init__(self, browser: Browser, url: str, name: str, frame: str | None = None) -> None:
+    def __init__(
+        self, browser: Browser, url: str, name: str, frame: str | None = None, phone: bool = False
+    ) -> None:
         self.url = url
         self.name = name
         self.frame = frame
         self._frame: Frame | None = None
-        self.context = browser.new_context(viewport={"width": 1280, "height": 800})
+        # A phone: an iPhone-sized screen (390×844 CSS pixels), touch, no hover.
+        screen = PHONE if phone else {"viewport": {"width": 1280, "height": 800}}
+        self.context = browser.new_context(**screen)
         self.context.set_default_timeout(TIMEOUT_MS)
         self.offsite: list[str] = []
         self.errors: list[str] = []
@@ -167,10 +177,12 @@ class Person:
 
     @property
     def entries(self) -> Locator:
-        return self.doc.locator("#conversations label")
+        """The sidebar's rows (a conversation each; search results while searching)."""
+        return self.doc.locator("#conversations .parlor-row")
 
     def entry(self, title: str) -> Locator:
-        return self.entries.filter(has=self.doc.get_by_text(title, exact=True))
+        titled = self.doc.locator(".parlor-title").get_by_text(title, exact=True)
+        return self.entries.filter(has=titled)
 
     @property
     def switchers(self) -> Locator:
@@ -195,13 +207,16 @@ class Person:
 
     def sidebar(self) -> list[str]:
         """The conversation titles in the sidebar, top to bottom."""
-        return [t.strip() for t in self.entries.all_inner_texts()]
+        return [t.strip() for t in self.entries.locator(".parlor-title").all_inner_texts()]
+
+    def groups(self) -> list[str]:
+        """The sidebar's group headers (Today, Yesterday...), top to bottom."""
+        return [t.strip() for t in self.doc.locator("#conversations h3").all_inner_texts()]
 
     def selected(self) -> list[str]:
         """The titles marked as open in the sidebar (one, or none)."""
-        return [
-            t.strip() for t in self.doc.locator("#conversations label.selected").all_inner_texts()
-        ]
+        rows = self.doc.locator("#conversations .parlor-row.selected .parlor-title")
+        return [t.strip() for t in rows.all_inner_texts()]
 
     # -- waiting --------------------------------------------------------------------------
 
@@ -285,7 +300,7 @@ class Person:
         self.click_and_settle(self.doc.locator("#new-chat"))
 
     def open_conversation(self, title: str) -> None:
-        self.click_and_settle(self.entry(title))
+        self.click_and_settle(self.entry(title).locator(".parlor-open"))
 
     def wait_first_words(self) -> str:
         """Wait (checking every frame) until the answer being written shows some text."""
@@ -337,8 +352,8 @@ def people(browser: Browser, request: pytest.FixtureRequest):
     ARTIFACTS.mkdir(exist_ok=True)
     opened: list[Person] = []
 
-    def person(url: str, frame: str | None = None) -> Person:
-        p = Person(browser, url, name=f"person {len(opened) + 1}", frame=frame)
+    def person(url: str, frame: str | None = None, phone: bool = False) -> Person:
+        p = Person(browser, url, name=f"person {len(opened) + 1}", frame=frame, phone=phone)
         opened.append(p)
         return p
 

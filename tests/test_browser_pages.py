@@ -367,7 +367,7 @@ def test_embedded_chat_keeps_history_across_reloads(people, space, sites):
     expect(tab.locator("#message textarea")).to_be_visible()
     expect(tab.locator("#chatbot")).to_contain_text(EMPTY_CHAT)
     cookie_checked(me, tab)
-    expect(tab.locator("#conversations label")).to_have_count(0)
+    expect(tab.locator("#conversations .parlor-row")).to_have_count(0)
     tab.close()
 
 

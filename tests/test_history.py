@@ -212,10 +212,10 @@ def test_listing_follows_every_write(store):
     listed = store.list_conversations("alice")
     assert [(c["id"], c["title"]) for c in listed] == [(a, "Plums and pears"), (b, "New chat")]
     assert listed[0]["updated_at"] == store.get_conversation("alice", a)["updated_at"]
-    store.rename_conversation("alice", b, "Renamed")
+    store.rename_conversation("alice", b, "Renamed")  # a new title keeps its place
     assert [(c["id"], c["title"]) for c in store.list_conversations("alice")] == [
-        (b, "Renamed"),
         (a, "Plums and pears"),
+        (b, "Renamed"),
     ]
     store.delete_conversation("alice", b)
     assert [c["id"] for c in store.list_conversations("alice")] == [a]
