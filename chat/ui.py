@@ -442,7 +442,7 @@ def _wire_chat(
     view.more.click(
         list_every_one,
         inputs=[view.conversation_id, page],
-        outputs=[view.conversations, view.more],
+        outputs=[view.conversations, view.selected, view.more],
         **PRIVATE,
     )
     return streams

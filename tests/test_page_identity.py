@@ -55,9 +55,9 @@ def stranger_listing(events: PageEvents, more: dict, session_hash: str, data: di
     with httpx.Client(timeout=60) as stranger:
         done = events.run(stranger, more, session_hash, data)
     assert done["success"], done
-    update = done["output"]["data"][0]
-    assert update["__type__"] == "update" and "choices" in update, update
-    return json.dumps(update)
+    listing = done["output"]["data"][0]  # the sidebar's list (chat/ui_sidebar.py)
+    assert json.loads(listing)["rows"] == [], listing  # their own: empty
+    return listing
 
 
 def test_a_pages_event_stream_is_its_own(people, app):
