@@ -322,6 +322,18 @@ def _delete(
     return {**_fresh(view, default_id), **out} if target == cid else out
 
 
+def _on_branch(service: ChatService, owner, cid: str, message_id: str | None) -> dict:
+    """The conversation, showing the branch through `message_id` (where a search found its
+    words) when there is one; as it was shown when it cannot be switched (an answer is being
+    written in it)."""
+    if message_id:
+        try:
+            return service.switch_branch(owner, cid, message_id)
+        except ServiceError:
+            pass
+    return service.conversation(owner, cid)
+
+
 def _opened(service: ChatService, owner, cid: str) -> dict | None:
     """The conversation `?c=` names, or None (not the person's: the page opens as usual)."""
     try:
@@ -470,7 +482,7 @@ def _wire_sidebar(
             return _delete(view, service, owner_of, request, target, cid, default_id)
         try:
             if wanted.get("op") == "open":
-                return _shown(view, service.conversation(owner, target))
+                return _shown(view, _on_branch(service, owner, target, wanted.get("message")))
             if wanted.get("op") == "rename":
                 service.rename_conversation(owner, target, wanted.get("title", ""))
         except ServiceError as e:  # gone meanwhile (another tab), or an empty title

@@ -30,7 +30,7 @@ class Sidebar:
     selected: gr.Textbox  # the open conversation's id, highlighted
     more: gr.Button  # lists the conversations older than the first PAGE
     search: gr.Textbox  # what the person types
-    found: gr.Textbox  # {"query", "results": [{id, title, snippet, marks}]}
+    found: gr.Textbox  # {"query", "results": [{id, title, snippet, marks, message_id}]}
     opening: gr.Textbox  # written by the page: open (or delete) the open conversation
     acting: gr.Textbox  # written by the page: rename or delete another row
     titling: gr.Textbox  # "<conversation id> <time>": list again once its title is written
@@ -71,12 +71,13 @@ def listing_value(rows: list[dict]) -> str:
 def found_value(query: str, results: list[dict]) -> str:
     """Search results, for SIDEBAR_JS, with the query they answer (the page shows only the
     answer to what is in the box now)."""
-    keep = ("id", "title", "snippet", "marks")
+    keep = ("id", "title", "snippet", "marks", "message_id")
     return json.dumps({"query": query, "results": [{k: r[k] for k in keep} for r in results]})
 
 
 def asked(value: str) -> dict:
-    """What a row asked for: {"op": "open" | "rename" | "delete", "id", "title"?}; {} for
+    """What a row asked for: {"op": "open" | "rename" | "delete", "id", "title"?,
+    "message"?} (a search result opens on the branch of the message it found); {} for
     anything else (the page writes it, but anyone may send anything)."""
     try:
         wanted = json.loads(value or "{}")
@@ -84,7 +85,7 @@ def asked(value: str) -> dict:
         return {}
     if not isinstance(wanted, dict) or wanted.get("op") not in ("open", "rename", "delete"):
         return {}
-    if not isinstance(wanted.get("id"), str) or not isinstance(wanted.get("title", ""), str):
+    if not all(isinstance(wanted.get(k, ""), str) for k in ("id", "title", "message")):
         return {}
     return wanted
 
@@ -148,10 +149,10 @@ SIDEBAR_JS = """
     return b;
   };
   const selected = () => box("sidebar-selected")?.value || "";
-  const open = (id) => {
+  const open = (id, message) => {
     document.querySelectorAll("#conversations .parlor-row").forEach(
       (r) => r.classList.toggle("selected", r.dataset.id === id));
-    write("sidebar-open", {op: "open", id});
+    write("sidebar-open", {op: "open", id, message: message || ""});
     close();
   };
   const remove = (id) => write(id === selected() ? "sidebar-open" : "sidebar-act",
@@ -196,7 +197,7 @@ SIDEBAR_JS = """
     main.title = c.title;
     main.append(el("span", "parlor-title", c.title));
     if (snippet) main.append(snippet);
-    main.addEventListener("click", () => open(c.id));
+    main.addEventListener("click", () => open(c.id, c.message_id));
     r.append(main);
     if (!snippet) {
       const tools = el("span", "parlor-tools");

@@ -17,7 +17,7 @@ import pytest
 from browser import Person
 from playwright.sync_api import expect
 from test_browser_pages import open_data_panel, toast
-from test_browser_tree import Stack, scripted_stack, shot
+from test_browser_tree import Stack, answer_again, scripted_stack, shot
 
 OPEN = re.compile(r"\bopen\b")  # Gradio's sidebar, when open
 GROUPS = ["Today", "Yesterday", "Previous 7 days", "Previous 30 days", "Older"]
@@ -142,6 +142,8 @@ def test_rename_and_delete_a_conversation_from_its_row(people, stack):
 def test_search_finds_a_word_of_an_old_answer_and_opens_its_conversation(people, stack):
     me = people(stack.app.url).open()
     chat(me, stack, "Tell me about gardens.", "Tulips need a cold WINTER before they bloom.")
+    stack.answer_with("Roses like the sun.")  # another answer, shown instead of the first
+    answer_again(me, "#retry")
     chat(me, stack, "Something else.", "Nothing to see here.")
     search = me.doc.locator("#sidebar-search textarea, #sidebar-search input").first
 
@@ -154,11 +156,13 @@ def test_search_finds_a_word_of_an_old_answer_and_opens_its_conversation(people,
     expect(me.doc.locator("#conversations h3")).to_have_count(0)  # results, not groups
     shot(me, "test_sidebar_search")
 
+    # It opens on the branch where the word is, not the one shown last.
     me.click_and_settle(results.locator(".parlor-open"))
     assert me.messages() == [
         ("user", "Tell me about gardens."),
         ("bot", "Tulips need a cold WINTER before they bloom."),
     ]
+    expect(me.switchers.locator("span")).to_have_text(["1/2"])
     search.fill("zebra")
     expect(me.doc.locator("#conversations")).to_contain_text("No conversation matches.")
     search.fill("")
