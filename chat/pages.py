@@ -9,6 +9,12 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
+import gradio as gr
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+
+from .doors import OwnerOf
+from .identity import Owner
 from .service import ChatService
 
 STYLE = """
@@ -34,9 +40,10 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def models_page(service: ChatService) -> str:
+def models_page(service: ChatService, viewer: Owner | None = None) -> str:
+    """The listed models, each available or not to `viewer` (and why not)."""
     cards = []
-    for info in service.models():
+    for info in service.models(viewer):
         model = service.catalog.get(info["id"])
         links = [
             f"<a href='{escape(url)}' rel='noopener' target='_blank'>{label}</a>"
@@ -67,6 +74,21 @@ def models_page(service: ChatService) -> str:
         "<h1>Models</h1><p>The models you can chat with on this Parlor. Each conversation keeps "
         "the model it was started with.</p>" + "".join(cards),
     )
+
+
+def add_models_page(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
+    """Route `/models` on `app`, Gradio's own: its sign-in session says who is looking."""
+
+    @app.get("/models", include_in_schema=False)
+    def models(request: Request) -> HTMLResponse:
+        try:
+            viewer = owner_of(gr.Request(request=request))
+        except gr.Error:  # no identity to trust: shown as to anyone
+            viewer = Owner(id="", kind="anonymous")
+        return HTMLResponse(models_page(service, viewer))
+
+    routes = app.router.routes
+    routes.insert(0, routes.pop())  # before Gradio's own routes
 
 
 def privacy_page(

@@ -137,6 +137,15 @@ class OIDCProvider(LoopbackServer):
             self._tokens[token] = (user, "openid profile")
         return token
 
+    def access_tokens(self, sub: str) -> list[str]:
+        """The access tokens handed out at sign-in (not `issue_token`'s) to the account `sub`."""
+        with self._lock:
+            return [
+                token
+                for token, (user, _scope) in self._tokens.items()
+                if user.sub == sub and token.startswith("hf_oauth_")
+            ]
+
     async def _record(self, request: Request) -> dict[str, str]:
         form = {k: str(v) for k, v in (await request.form()).items()}
         query, headers = dict(request.query_params), dict(request.headers)

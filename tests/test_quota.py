@@ -1,0 +1,152 @@
+"""Signed-in people's own quota: where the Space asks for the `inference-api` scope, their
+requests to Inference Providers go out with their own Hugging Face token.
+
+End to end: the app signs people in through Gradio's real OAuth flow against the local
+provider (tests/oidc_provider.py), and its `hf` endpoint is pointed at the scripted server
+(`PARLOR_INFERENCE_PROVIDERS_URL`), which records which token came. Anonymous people may not
+use the server's HF_TOKEN here (`PARLOR_ANONYMOUS_USES_SERVER_TOKEN=false`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from apprunner import RunningApp
+from gradio_client import Client
+from oidc_provider import OIDCProvider
+from scripted_server import ScriptedServer
+from test_login import Browser, chat, no_machine_token  # noqa: F401 (an autouse fixture)
+
+SERVER_TOKEN = "hf_server_token_of_the_quota_suite"
+TEAM_KEY = "team-key-of-the-quota-suite"
+HF_MODEL = "openai/gpt-oss-120b"
+SIGN_IN = "sign in to use this model"
+CATALOG = """
+models:
+  - id: team-model
+    name: Team model
+    endpoints: [{{type: openai, base_url: "{base_url}", model: served, token_env: TEAM_KEY}}]
+  - id: openai/gpt-oss-120b
+    name: gpt-oss 120B
+    endpoints: [{{type: hf}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def op() -> Iterator[OIDCProvider]:
+    with OIDCProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def space(op, scripted, tmp_path_factory) -> Iterator[RunningApp]:
+    root: Path = tmp_path_factory.mktemp("quota")
+    models = root / "models.yaml"
+    models.write_text(CATALOG.format(base_url=scripted.base_url))
+    env = {
+        "SYSTEM": "spaces",
+        "SPACE_ID": "test/parlor",
+        "SPACE_HOST": "",
+        "OAUTH_CLIENT_ID": op.client_id,
+        "OAUTH_CLIENT_SECRET": op.client_secret,
+        "OAUTH_SCOPES": "openid profile inference-api",  # hf_oauth_scopes: [inference-api]
+        "OPENID_PROVIDER_URL": op.url,
+        "HF_TOKEN": SERVER_TOKEN,
+        "TEAM_KEY": TEAM_KEY,
+        "PARLOR_ANONYMOUS_USES_SERVER_TOKEN": "false",
+        "PARLOR_INFERENCE_PROVIDERS_URL": scripted.tgi_url,
+    }
+    running = RunningApp(root / "data", models=models, env=env).wait_ready()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh(scripted: ScriptedServer) -> None:
+    """Each test starts with the scripted server's default stream and an empty log."""
+    scripted.clear()
+    scripted.script("tokens")
+
+
+def ask(c: Client, text: str, model_id: str) -> str:
+    return c.predict(text, "", model_id, api_name="/chat")[1]
+
+
+def tokens_sent(scripted: ScriptedServer) -> list[str]:
+    """The Authorization header of each request the scripted server received."""
+    return [r["headers"].get("authorization", "") for r in scripted.requests]
+
+
+def test_anonymous_people_are_told_to_sign_in_for_inference_providers_models(space, scripted):
+    anonymous = Browser(space)
+    models = {m["id"]: m for m in anonymous.client().predict(api_name="/models")}
+    assert models[HF_MODEL]["available"] is False
+    assert models[HF_MODEL]["unavailable_reason"] == SIGN_IN
+    assert models["team-model"]["available"] is True
+    page = anonymous.http.get(space.url + "models").text
+    assert f"Unavailable: {SIGN_IN}." in page
+    with pytest.raises(Exception, match=SIGN_IN):
+        ask(anonymous.client(), "Hello?", HF_MODEL)
+    assert scripted.requests == [], "nothing went out with the server's token"
+
+
+def test_a_signed_in_persons_inference_goes_out_with_their_own_token(op, space, scripted):
+    browser = Browser(space)
+    browser.login(op, "u-dana", "dana")
+    [own] = op.access_tokens("u-dana")
+    models = {m["id"]: m for m in browser.client().predict(api_name="/models")}
+    assert models[HF_MODEL]["available"] is True and models[HF_MODEL]["unavailable_reason"] == ""
+    assert "Unavailable" not in browser.http.get(space.url + "models").text
+
+    scripted.script("tokens", tokens=["On", " my", " quota."])
+    assert ask(browser.client(), "Who pays?", HF_MODEL) == "On my quota."
+    assert tokens_sent(scripted) == [f"Bearer {own}"]
+    assert scripted.requests[0]["body"]["model"] == HF_MODEL
+
+    # Any other server gets its own key, never the person's token.
+    scripted.clear()
+    assert ask(browser.client(), "And here?", "team-model") == "On my quota."
+    assert tokens_sent(scripted) == [f"Bearer {TEAM_KEY}"]
+
+
+def test_the_persons_token_is_never_stored_logged_or_shown(op, space, scripted):
+    browser = Browser(space)
+    browser.login(op, "u-erin", "erin")
+    [own] = op.access_tokens("u-erin")
+    ask(browser.client(), "Keep my token to yourself.", HF_MODEL)
+    assert tokens_sent(scripted) == [f"Bearer {own}"]
+    files = [p for p in space.data_dir.rglob("*") if p.is_file()]
+    assert files, "the conversation was stored"
+    assert not [p for p in files if own.encode() in p.read_bytes()], "stored on disk"
+    assert own not in space.log()
+    # What the page and its API hand the browser (Gradio keeps the sign-in itself in its
+    # own session cookie, HttpOnly: see docs/deploy.md).
+    seen = [browser.http.get(space.url + path).text for path in ("", "config", "models")]
+    seen.append(str(browser.client().predict(api_name="/conversations")))
+    assert not [text for text in seen if own in text]
+
+
+def test_an_api_callers_own_token_pays_for_their_inference(op, space, scripted):
+    token = op.issue_token(sub="u-frank", preferred_username="frank")
+    api = Client(space.url, token=token, verbose=False)
+    assert ask(api, "Billed to me?", HF_MODEL) == "Hello, world!"
+    assert tokens_sent(scripted) == [f"Bearer {token}"]
+    # The plain HTTP door too.
+    scripted.clear()
+    reply = httpx.post(
+        space.url + "api/chat",
+        json={"message": "Over HTTP", "model_id": HF_MODEL},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert reply.status_code == 200 and "Hello" in reply.text
+    assert tokens_sent(scripted) == [f"Bearer {token}"]
