@@ -9,16 +9,24 @@ use the server's HF_TOKEN here (`PARLOR_ANONYMOUS_USES_SERVER_TOKEN=false`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from apprunner import RunningApp
+from browser import ARTIFACTS, Person
 from gradio_client import Client
 from oidc_provider import OIDCProvider
 from scripted_server import ScriptedServer
+from test_endpoints import MESSAGES, model
 from test_login import Browser, chat, no_machine_token  # noqa: F401 (an autouse fixture)
+
+from chat.catalog import Model
+from chat.endpoints import ChatError, Endpoints
+from chat.identity import Owner
+from chat.quota import HFAccess
 
 SERVER_TOKEN = "hf_server_token_of_the_quota_suite"
 TEAM_KEY = "team-key-of-the-quota-suite"
@@ -150,3 +158,119 @@ def test_an_api_callers_own_token_pays_for_their_inference(op, space, scripted):
     )
     assert reply.status_code == 200 and "Hello" in reply.text
     assert tokens_sent(scripted) == [f"Bearer {token}"]
+
+
+# -- which token, decided by the endpoints (chat/quota.py), against the scripted server ------
+
+ANONYMOUS = Owner(id="anon:someone", kind="anonymous")
+MEMBER = Owner(id="hf:u-1", kind="hf", name="member")  # signed in without the scope
+OWN = "hf_oauth_own_token_of_a_person"
+PAYING = Owner(id="hf:u-2", kind="hf", name="payer", hf_token=OWN)
+
+
+def endpoints_for(scripted: ScriptedServer, **access) -> Endpoints:
+    hf = HFAccess(server_token=SERVER_TOKEN, router_url=scripted.tgi_url, **access)
+    return Endpoints(environ={"HF_TOKEN": SERVER_TOKEN, "TEAM_KEY": TEAM_KEY}, hf=hf)
+
+
+def outcome(endpoints: Endpoints, owner: Owner | None, m: Model | None = None) -> str:
+    """The answer to one request for `owner`, or the message of the error that stopped it."""
+
+    async def run() -> str:
+        pieces = []
+        try:
+            async for piece in endpoints.stream(m or model({"type": "hf"}), MESSAGES, owner):
+                pieces.append(piece)
+        except ChatError as e:
+            return str(e)
+        return "".join(pieces)
+
+    return asyncio.run(run())
+
+
+def test_anonymous_people_use_the_servers_token_unless_the_deployer_says_no(scripted):
+    allowed = endpoints_for(scripted, own_tokens=True, sign_in=True)
+    for owner in (ANONYMOUS, MEMBER, PAYING):
+        assert outcome(allowed, owner) == "Hello, world!"
+    assert tokens_sent(scripted) == [f"Bearer {t}" for t in (SERVER_TOKEN, SERVER_TOKEN, OWN)]
+
+    scripted.clear()
+    members = endpoints_for(scripted, own_tokens=True, sign_in=True, anonymous_server_token=False)
+    assert SIGN_IN in outcome(members, ANONYMOUS)
+    assert members.why_unavailable(model({"type": "hf"}), ANONYMOUS) == SIGN_IN
+    assert outcome(members, MEMBER) == outcome(members, PAYING) == "Hello, world!"
+    assert tokens_sent(scripted) == [f"Bearer {SERVER_TOKEN}", f"Bearer {OWN}"]
+
+
+def test_a_persons_token_pays_only_where_the_space_asks_for_it(scripted):
+    """Without the inference-api scope, everyone's requests carry the server's token."""
+    endpoints = endpoints_for(scripted, own_tokens=False, sign_in=True)
+    assert outcome(endpoints, PAYING) == "Hello, world!"
+    assert tokens_sent(scripted) == [f"Bearer {SERVER_TOKEN}"]
+
+
+def test_a_person_without_a_server_token_signs_in_to_pay_for_themselves(scripted):
+    hf = HFAccess(own_tokens=True, sign_in=True, router_url=scripted.tgi_url)
+    endpoints = Endpoints(environ={}, hf=hf)
+    m = model({"type": "hf", "provider": "novita"})
+    assert endpoints.why_unavailable(m, ANONYMOUS) == SIGN_IN
+    assert "HF_TOKEN" in endpoints.why_unavailable(m, MEMBER)
+    assert outcome(endpoints, PAYING, m) == "Hello, world!"
+    [request] = scripted.requests
+    assert request["headers"]["authorization"] == f"Bearer {OWN}"
+    assert request["body"]["model"] == "test-model:novita"  # the router's provider pinning
+
+
+def test_no_other_server_ever_gets_a_persons_token(scripted):
+    endpoints = endpoints_for(scripted, own_tokens=True, sign_in=True)
+    keyed = {"type": "openai", "base_url": scripted.base_url, "token_env": "TEAM_KEY"}
+    for endpoint in (keyed, {"type": "openai", "base_url": scripted.base_url}):
+        assert outcome(endpoints, PAYING, model(endpoint)) == "Hello, world!"
+    assert tokens_sent(scripted) == [f"Bearer {TEAM_KEY}", ""], "never the person's token"
+
+
+@pytest.mark.parametrize(
+    ("status", "said"), [(402, "no Inference Providers credits left"), (401, "refused your token")]
+)
+def test_hugging_face_turning_down_a_persons_own_token_says_so(scripted, status, said):
+    scripted.script("status", status=status)
+    endpoints = endpoints_for(scripted, own_tokens=True, sign_in=True)
+    assert said in outcome(endpoints, PAYING)
+    assert said not in outcome(endpoints, MEMBER), "the server's own token: the deployer's"
+
+
+# -- in Chromium -------------------------------------------------------------------------------
+
+
+# What Gradio's own page asks for on a Space (its fonts, the Space's card): never Parlor's.
+GRADIO_ON_A_SPACE = ("https://fonts.googleapis.com/", "https://huggingface.co/api/spaces/")
+
+
+def test_the_model_menu_says_sign_in_then_answers_on_their_quota(op, space, scripted, browser):
+    from playwright.sync_api import expect
+
+    me = Person(browser, space.url, name="gina")
+    try:
+        me.open()
+        me.page.locator("#model input").click()
+        unavailable = f"gpt-oss 120B (unavailable: {SIGN_IN})"
+        expect(me.page.get_by_role("option", name=unavailable)).to_be_visible()
+        me.page.screenshot(path=str(ARTIFACTS / "test_quota-anonymous-menu.png"))
+        me.page.keyboard.press("Escape")
+
+        op.login_as("u-gina", "gina")
+        me.url = space.url + "login/huggingface?_target_url=/"
+        me.open()  # signed in, back on the chat
+        [own] = op.access_tokens("u-gina")
+        me.page.locator("#model input").click()
+        me.page.get_by_role("option", name="gpt-oss 120B", exact=True).click()
+        me.settle()
+        scripted.script("tokens", tokens=["Paid", " by", " gina."])
+        assert me.chat("Who pays for this one?") == "Paid by gina."
+        assert tokens_sent(scripted) == [f"Bearer {own}"]
+        assert own not in me.page.content()
+        assert own not in me.page.evaluate("() => document.cookie + JSON.stringify(localStorage)")
+    finally:
+        me.offsite = [u for u in me.offsite if not u.startswith(GRADIO_ON_A_SPACE)]
+        problems = me.close(ARTIFACTS / "test_quota-signed-in.png")
+    assert not problems, problems
