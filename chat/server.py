@@ -32,6 +32,7 @@ from .identity import (
 )
 from .local_model import LocalModel
 from .quota import HFAccess, asks_for_inference
+from .sealed_session import SealedSessionCookie
 from .security import BodyLimit, SecurityMiddleware
 from .service import ChatService
 from .settings import Settings
@@ -214,6 +215,8 @@ def create_app(
     )
     if settings.login_enabled:
         app.add_middleware(DeclinedSignIn)
+    if own_tokens:  # the sign-in cookie holds a token that pays: the browser keeps it sealed
+        app.add_middleware(SealedSessionCookie, secret=secret)
     # Room for the largest import, each character escaped in the request's JSON (an emoji as
     # two \uXXXX); an upload is held to the import limit itself by Gradio (max_file_size).
     app.add_middleware(BodyLimit, limit=3 * settings.import_limits.max_bytes + 2**20)

@@ -10,6 +10,7 @@ use the server's HF_TOKEN here (`PARLOR_ANONYMOUS_USES_SERVER_TOKEN=false`).
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -274,3 +275,36 @@ def test_the_model_menu_says_sign_in_then_answers_on_their_quota(op, space, scri
         me.offsite = [u for u in me.offsite if not u.startswith(GRADIO_ON_A_SPACE)]
         problems = me.close(ARTIFACTS / "test_quota-signed-in.png")
     assert not problems, problems
+
+
+def test_the_browser_keeps_the_sign_in_sealed(op, space):
+    """Gradio keeps the sign-in (the token included) in its `session` cookie: the browser
+    holds it encrypted, and a cookie that is not the server's own signs no one in."""
+    browser = Browser(space)
+    browser.login(op, "u-hana", "hana")
+    [own] = op.access_tokens("u-hana")
+    sealed = browser.cookies()["session"]
+    assert own not in sealed and own not in readable(sealed)
+    models = {m["id"]: m for m in browser.client().predict(api_name="/models")}
+    assert models[HF_MODEL]["available"] is True, "still signed in, through the sealed cookie"
+
+    forged = {**browser.cookies(), "session": sealed[:-8] + "AAAAAAAA"}
+    client = Client(space.url, verbose=False, httpx_kwargs={"cookies": forged})
+    models = {m["id"]: m for m in client.predict(api_name="/models")}
+    assert models[HF_MODEL]["unavailable_reason"] == SIGN_IN  # signed out, not an error
+
+    browser.logout()
+    assert "session" not in browser.cookies() or own not in readable(browser.cookies()["session"])
+    models = {m["id"]: m for m in browser.client().predict(api_name="/models")}
+    assert models[HF_MODEL]["unavailable_reason"] == SIGN_IN
+
+
+def readable(cookie: str) -> str:
+    """What base64 hides in each part of a cookie value (Starlette's: base64 JSON.time.sig)."""
+    out = []
+    for part in cookie.split("."):
+        try:
+            out.append(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("latin-1"))
+        except ValueError:
+            continue
+    return "".join(out)
