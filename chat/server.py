@@ -172,6 +172,7 @@ def create_app(
                 login=settings.login_enabled,
                 ephemeral=settings.ephemeral_storage,
                 feedback_url=settings.feedback_link,
+                own_tokens=own_tokens,
             )
         )
 

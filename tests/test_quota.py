@@ -142,6 +142,7 @@ def test_the_persons_token_is_never_stored_logged_or_shown(op, space, scripted):
     seen = [browser.http.get(space.url + path).text for path in ("", "config", "models")]
     seen.append(str(browser.client().predict(api_name="/conversations")))
     assert not [text for text in seen if own in text]
+    assert "your own Hugging Face account" in browser.http.get(space.url + "privacy").text
 
 
 def test_an_api_callers_own_token_pays_for_their_inference(op, space, scripted):
