@@ -62,13 +62,7 @@ def space(op, scripted, tmp_path_factory) -> Iterator[RunningApp]:
     models = root / "models.yaml"
     models.write_text(CATALOG.format(base_url=scripted.base_url))
     env = {
-        "SYSTEM": "spaces",
-        "SPACE_ID": "test/parlor",
-        "SPACE_HOST": "",
-        "OAUTH_CLIENT_ID": op.client_id,
-        "OAUTH_CLIENT_SECRET": op.client_secret,
-        "OAUTH_SCOPES": "openid profile inference-api",  # hf_oauth_scopes: [inference-api]
-        "OPENID_PROVIDER_URL": op.url,
+        **op.space_env("openid profile inference-api"),  # hf_oauth_scopes: [inference-api]
         "HF_TOKEN": SERVER_TOKEN,
         "TEAM_KEY": TEAM_KEY,
         "PARLOR_ANONYMOUS_USES_SERVER_TOKEN": "false",
