@@ -21,6 +21,7 @@ from browser import ARTIFACTS, Person
 from gradio_client import Client
 from oidc_provider import OIDCProvider
 from scripted_server import ScriptedServer
+from test_browser_settings import open_settings
 from test_endpoints import MESSAGES, model
 from test_login import Browser, chat, no_machine_token  # noqa: F401 (an autouse fixture)
 
@@ -250,16 +251,18 @@ def test_the_model_menu_says_sign_in_then_answers_on_their_quota(op, space, scri
         me.open()
         me.page.locator("#model input").click()
         unavailable = f"gpt-oss 120B (unavailable: {SIGN_IN})"
-        expect(me.page.get_by_role("option", name=unavailable)).to_be_visible()
+        expect(me.page.locator("#model").get_by_role("option", name=unavailable)).to_be_visible()
         me.page.screenshot(path=str(ARTIFACTS / "test_quota-anonymous-menu.png"))
         me.page.keyboard.press("Escape")
+        assert default_models(me) == ["Team model"]  # what may be made one's default
 
         op.login_as("u-gina", "gina")
         me.url = space.url + "login/huggingface?_target_url=/"
         me.open()  # signed in, back on the chat
         [own] = op.access_tokens("u-gina")
+        assert default_models(me) == ["Team model", "gpt-oss 120B"]
         me.page.locator("#model input").click()
-        me.page.get_by_role("option", name="gpt-oss 120B", exact=True).click()
+        me.page.locator("#model").get_by_role("option", name="gpt-oss 120B", exact=True).click()
         me.settle()
         scripted.script("tokens", tokens=["Paid", " by", " gina."])
         assert me.chat("Who pays for this one?") == "Paid by gina."
@@ -270,6 +273,16 @@ def test_the_model_menu_says_sign_in_then_answers_on_their_quota(op, space, scri
         me.offsite = [u for u in me.offsite if not u.startswith(GRADIO_ON_A_SPACE)]
         problems = me.close(ARTIFACTS / "test_quota-signed-in.png")
     assert not problems, problems
+
+
+def default_models(me: Person) -> list[str]:
+    """The models the Settings panel offers as one's default."""
+    open_settings(me)
+    me.doc.locator("#default-model input").click()
+    options = me.doc.locator("#default-model").get_by_role("option")
+    names = [t.replace("✓", "").strip() for t in options.all_inner_texts()]
+    me.page.keyboard.press("Escape")
+    return names
 
 
 def test_the_browser_keeps_the_sign_in_sealed(op, space):
