@@ -6,9 +6,9 @@ Where that token pays for the person's inference (the `inference-api` scope: cha
 no one who gets hold of the browser's cookies may read it. This middleware, outside Gradio's
 app, encrypts the cookie as it leaves (Fernet: AES with an HMAC, under a key derived from
 Parlor's secret; compressed first, so that it stays about the size Gradio made it, far from
-a browser's 4 kB per cookie) and opens it as it comes back. A cookie it cannot open (sealed under
-another secret, or set before sealing began) is dropped: the person is signed out, never
-shown an error.
+a browser's 4 kB per cookie) and opens it as it comes back. A cookie it cannot open (sealed
+under another secret, or set before sealing began) is dropped: the person is signed out,
+never shown an error.
 """
 
 from __future__ import annotations

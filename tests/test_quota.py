@@ -23,7 +23,7 @@ from oidc_provider import OIDCProvider
 from scripted_server import ScriptedServer
 from test_browser_settings import open_settings
 from test_endpoints import MESSAGES, model
-from test_login import Browser, chat, no_machine_token  # noqa: F401 (an autouse fixture)
+from test_login import Browser, no_machine_token  # noqa: F401 (an autouse fixture)
 
 from chat.catalog import Model
 from chat.endpoints import ChatError, Endpoints
@@ -132,8 +132,8 @@ def test_the_persons_token_is_never_stored_logged_or_shown(op, space, scripted):
     assert files, "the conversation was stored"
     assert not [p for p in files if own.encode() in p.read_bytes()], "stored on disk"
     assert own not in space.log()
-    # What the page and its API hand the browser (Gradio keeps the sign-in itself in its
-    # own session cookie, HttpOnly: see docs/deploy.md).
+    # What the page and its API hand the browser (the sign-in cookie Gradio keeps is sealed:
+    # see test_the_browser_keeps_the_sign_in_sealed).
     seen = [browser.http.get(space.url + path).text for path in ("", "config", "models")]
     seen.append(str(browser.client().predict(api_name="/conversations")))
     assert not [text for text in seen if own in text]
