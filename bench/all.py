@@ -23,6 +23,7 @@ BENCHES = [
     "ttft",
     "concurrency",
     "stalls",
+    "sealed_session",
 ]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 

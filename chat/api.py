@@ -91,10 +91,12 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
     `Client(url, oauth_token=...)` in the request body, which Gradio hands us as `oauth_token`
     (the way that passes the Spaces proxy)."""
 
-    def models() -> list[dict]:
-        """The models people can chat with: id, name, description, available, unavailable_reason
-        (why not, "" when available), default."""
-        return service.models()
+    async def models(
+        request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+    ) -> list[dict]:
+        """The models people can chat with: id, name, description, available (to the caller),
+        unavailable_reason (why not, "" when available), default."""
+        return service.models(await owner_off_loop(owner_of, request, oauth_token))
 
     def new_conversation(
         model_id: str = "", request: gr.Request = None, oauth_token: gr.OAuthToken | None = None

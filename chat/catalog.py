@@ -77,7 +77,8 @@ class LocalEndpoint(_Endpoint):
 
 
 class HFEndpoint(_Endpoint):
-    """Hugging Face Inference Providers; the token is the server's `HF_TOKEN`."""
+    """Hugging Face Inference Providers; the token is the server's `HF_TOKEN`, or the
+    signed-in person's own (chat/quota.py)."""
 
     type: Literal["hf"]
     provider: str = Field("auto", pattern=r"^[a-z0-9][a-z0-9\-]*$")

@@ -18,6 +18,7 @@ from .identity import (
     PageSigner,
     owner_from_cookies,
 )
+from .quota import token_of_session, with_token
 
 OwnerOf = Callable[..., Owner]  # (request, oauth_token=None, page="") -> Owner
 
@@ -55,6 +56,7 @@ def owner_resolver(
     tokens: TokenResolver | None = None,
     adopt: Callable[[Owner, Owner], object] = lambda account, visitor: None,
     is_retired: Callable[[str], bool] = lambda owner_id: False,
+    own_tokens: bool = False,
 ) -> OwnerOf:
     """`owner_of(request, oauth_token=None, page="")`: the owner behind a Gradio request, or
     a clear error. A request is resolved once: later calls with it give the same owner.
@@ -65,6 +67,9 @@ def owner_resolver(
     third-party cookies are blocked), the person named by the page's token (`page`, issued
     by the server to that page only: see `PageSigner`). Gradio's session hash names no one:
     the browser makes it up and sends it in URLs, so anyone may know it.
+
+    With `own_tokens`, an account carries the person's own HF token (the session's, where
+    they granted `inference-api`, or the one an API caller sent): see chat/quota.py.
     """
 
     def anonymous(request: gr.Request, page: str) -> Owner:
@@ -76,20 +81,23 @@ def owner_resolver(
 
     def resolve(request: gr.Request, oauth_token: gr.OAuthToken | None, page: str) -> Owner:
         if login:
-            account = account_from_session(_session(request))
+            session = _session(request)
+            account = account_from_session(session)
             if account is not None:
                 try:
                     adopt(account, anonymous(request, page))
                 except IdentityError:
                     pass
-                return account
+                own = token_of_session(session.get("oauth_info")) if own_tokens else ""
+                return with_token(account, own)
         token = None
         if tokens is not None:
             token = (oauth_token.token if oauth_token else None) or bearer(
                 dict(request.headers or {})
             )
         if token:
-            return tokens.resolve(token)
+            account = tokens.resolve(token)
+            return with_token(account, token) if own_tokens else account
         return anonymous(request, page)
 
     def owner_of(

@@ -43,6 +43,8 @@ from huggingface_hub.errors import ValidationError as RequestValidationError
 from huggingface_hub.utils import get_async_session
 
 from .catalog import Endpoint, Model, endpoint_available, endpoint_token, is_hub_model_id
+from .identity import Owner
+from .quota import HFAccess, own_token_message
 
 log = logging.getLogger("parlor.endpoints")
 
@@ -325,6 +327,12 @@ def to_chat_error(error: BaseException, *, started: bool, responded: bool = True
     )
 
 
+def _as_own(error: ChatError, status: int) -> ChatError:
+    """`error` told as what Hugging Face said of the person's own token (or credits)."""
+    message = own_token_message(status)
+    return ChatError(message, kind="own_token", failover=True) if message else error
+
+
 HF_DOMAINS = ("huggingface.co", "hf.co", "huggingface.cloud")  # the router is router.huggingface.co
 
 
@@ -390,27 +398,25 @@ class Endpoints:
         local: Callable[[], LocalTarget | None] = lambda: None,
         rng: random.Random | None = None,
         timeout: float = REQUEST_TIMEOUT,
+        hf: HFAccess | None = None,
     ) -> None:
         self._environ = dict(environ)
+        # Whose token an hf endpoint carries (chat/quota.py): by default the server's, always.
+        self._hf = hf or HFAccess(server_token=self._environ.get("HF_TOKEN", ""))
         self._local = local
         self._rng = rng or random.Random()
         self._timeout = timeout
         share_tls_settings()
 
-    def why_unusable(self, endpoint: Endpoint) -> str:
-        """Why `endpoint` cannot be called now, in words for people; "" when it can."""
+    def why_unusable(self, endpoint: Endpoint, owner: Owner | None = None) -> str:
+        """Why `endpoint` cannot be called now for `owner` (None: by the server itself), in
+        words for people; "" when it can."""
         if endpoint.type == "local":
             return "" if self._local() is not None else "the embedded model is still starting"
         if is_offline_mode() and self._reaches_hub(endpoint):
             return OFFLINE
         if endpoint.type == "hf":
-            token = endpoint_token(endpoint, self._environ) or ""
-            if not token:
-                return "this server has no Hugging Face token (HF_TOKEN)"
-            if not token.startswith("hf_"):
-                # huggingface_hub would send any other key straight to the provider.
-                return "this server's HF_TOKEN is not a Hugging Face token (hf_...)"
-            return ""
+            return self._hf.token_for(owner)[1]
         if not endpoint_available(endpoint, self._environ):
             return "this server has no token for it"
         return ""
@@ -421,22 +427,22 @@ class Endpoints:
             return True
         return is_hub_url(endpoint.url if endpoint.type == "tgi" else endpoint.base_url)
 
-    def usable(self, endpoint: Endpoint) -> bool:
-        return not self.why_unusable(endpoint)
+    def usable(self, endpoint: Endpoint, owner: Owner | None = None) -> bool:
+        return not self.why_unusable(endpoint, owner)
 
-    def why_unavailable(self, model: Model) -> str:
+    def why_unavailable(self, model: Model, owner: Owner | None = None) -> str:
         """Why no endpoint of `model` can answer now ("" when one can): the first one's reason."""
         if model.retired is not None:
             return f"it was retired on {model.retired.on}"
-        reasons = [self.why_unusable(e) for e in model.endpoints]
+        reasons = [self.why_unusable(e, owner) for e in model.endpoints]
         return "" if "" in reasons else reasons[0]
 
-    def available(self, model: Model) -> bool:
-        return not self.why_unavailable(model)
+    def available(self, model: Model, owner: Owner | None = None) -> bool:
+        return not self.why_unavailable(model, owner)
 
-    def order(self, model: Model) -> list[Endpoint]:
+    def order(self, model: Model, owner: Owner | None = None) -> list[Endpoint]:
         """The usable endpoints, in a random order weighted by `weight` (no repeats)."""
-        pool = [e for e in model.endpoints if self.usable(e)]
+        pool = [e for e in model.endpoints if self.usable(e, owner)]
         ordered = []
         while pool:
             pick = self._rng.choices(range(len(pool)), weights=[e.weight for e in pool])[0]
@@ -449,8 +455,11 @@ class Endpoints:
         seconds = endpoint.timeout or self._timeout
         return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT))
 
-    def _client(self, endpoint: Endpoint, model: Model) -> tuple[AsyncInferenceClient, str | None]:
-        """A client for one endpoint, with its own token only (never the server's by default)."""
+    def _client(
+        self, endpoint: Endpoint, model: Model, owner: Owner | None
+    ) -> tuple[AsyncInferenceClient, str | None]:
+        """A client for one endpoint, with its own token only (never the server's by default,
+        and a person's own for Inference Providers only)."""
         timeout = self._timeout_for(endpoint)
         if endpoint.type == "local":
             target = self._local()
@@ -465,7 +474,7 @@ class Endpoints:
             )
             return client, None
         if endpoint.type == "hf":
-            return self._hf_client(endpoint, model, timeout)
+            return self._hf_client(endpoint, model, timeout, owner)
         token = endpoint_token(endpoint, self._environ)
         base_url = endpoint.url.rstrip("/") + "/v1" if endpoint.type == "tgi" else endpoint.base_url
         if token:
@@ -485,16 +494,17 @@ class Endpoints:
         return client, "tgi"  # TGI serves one model and ignores the name
 
     def _hf_client(
-        self, endpoint: Endpoint, model: Model, timeout: httpx.Timeout
+        self, endpoint: Endpoint, model: Model, timeout: httpx.Timeout, owner: Owner | None
     ) -> tuple[AsyncInferenceClient, str]:
-        """A client for Inference Providers, whose requests carry the server's HF token.
+        """A client for Inference Providers, whose requests carry the person's own HF token
+        or the server's (chat/quota.py).
 
         huggingface_hub sends a model given as a URL to that URL, and a key that is not an
         HF token straight to the provider: either would hand the token to another server. The
         catalog refuses the first; both are checked again here, before anything is sent.
         """
         served = endpoint.model or model.id
-        reason = self.why_unusable(endpoint)
+        reason = self.why_unusable(endpoint, owner)
         if not reason and not is_hub_model_id(served):
             reason = "its model is not a Hugging Face model id"
         if reason:
@@ -503,13 +513,21 @@ class Endpoints:
                 kind="offline" if reason == OFFLINE else "config",
                 failover=True,
             )
-        token = endpoint_token(endpoint, self._environ)
+        token, _ = self._hf.token_for(owner)
+        if router := self._hf.router_url.rstrip("/"):
+            # The router's OpenAI-compatible route: "model" or "model:provider".
+            client = AsyncInferenceClient(base_url=router + "/v1", api_key=token, timeout=timeout)
+            pinned = endpoint.provider != "auto"
+            return client, f"{served}:{endpoint.provider}" if pinned else served
         client = AsyncInferenceClient(provider=endpoint.provider, api_key=token, timeout=timeout)
         return client, served
 
-    async def stream(self, model: Model, messages: list[dict]) -> AsyncIterator[str]:
+    async def stream(
+        self, model: Model, messages: list[dict], owner: Owner | None = None
+    ) -> AsyncIterator[str]:
         """Yield the answer's text pieces (`str`), its reasoning (`Thought`), then one `Finish`;
-        raise `ChatError` when it cannot be had.
+        raise `ChatError` when it cannot be had. `owner`: whom it is for (whose token an hf
+        endpoint carries: chat/quota.py); None, the server itself.
 
         When the last message is an assistant's, the model is asked to continue it: it is
         sent as it is (the embedded model continues it; other servers, see docs/models.md).
@@ -517,9 +535,9 @@ class Endpoints:
         moves on to the next endpoint; after it, the error is raised and the caller keeps
         what it received.
         """
-        endpoints = self.order(model)
+        endpoints = self.order(model, owner)
         if not endpoints:
-            reason = self.why_unavailable(model)
+            reason = self.why_unavailable(model, owner)
             raise ChatError(
                 f"{model.name} is not available on this server right now: {reason}.",
                 kind="offline" if reason == OFFLINE else "unavailable",
@@ -531,7 +549,7 @@ class Endpoints:
         for number, endpoint in enumerate(endpoints):
             started = responded = False
             try:
-                client, served = self._client(endpoint, model)
+                client, served = self._client(endpoint, model, owner)
                 async with client:
                     response = await client.chat_completion(
                         messages, model=served, stream=True, **params
@@ -570,6 +588,8 @@ class Endpoints:
             except Exception as e:
                 error = to_chat_error(e, started=started, responded=responded)
                 http = getattr(e, "response", None) if isinstance(e, HfHubHTTPError) else None
+                if http is not None and endpoint.type == "hf" and self._hf.is_own(owner):
+                    error = _as_own(error, http.status_code)
                 log.warning(
                     "model %s endpoint #%d (%s, attempt %d) failed%s: %s (%s%s)",
                     model.id,

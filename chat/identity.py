@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs
 
@@ -56,6 +56,9 @@ class Owner:
     id: str
     kind: Literal["anonymous", "hf"]
     name: str = ""
+    # Their own Hugging Face token, where it pays for their inference (chat/quota.py): held
+    # in memory with the request and its answer only; never stored, logged or compared.
+    hf_token: str = field(default="", repr=False, compare=False)
 
 
 class CookieSigner:

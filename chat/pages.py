@@ -9,6 +9,12 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
+import gradio as gr
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+
+from .doors import OwnerOf
+from .identity import Owner
 from .service import ChatService
 
 STYLE = """
@@ -34,9 +40,10 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def models_page(service: ChatService) -> str:
+def models_page(service: ChatService, viewer: Owner | None = None) -> str:
+    """The listed models, each available or not to `viewer` (and why not)."""
     cards = []
-    for info in service.models():
+    for info in service.models(viewer):
         model = service.catalog.get(info["id"])
         links = [
             f"<a href='{escape(url)}' rel='noopener' target='_blank'>{label}</a>"
@@ -69,8 +76,42 @@ def models_page(service: ChatService) -> str:
     )
 
 
+def _paying(own_tokens: bool) -> str:
+    """What the privacy page says of a signed-in person's own Hugging Face token."""
+    if not own_tokens:
+        return ""
+    return (
+        "<p>If you sign in, your requests to Inference Providers models are made with your own "
+        "Hugging Face account (its free credits, its quota, its bill). Your token is kept in "
+        "memory only while your request and its answer last, and in your browser only in an "
+        "encrypted sign-in cookie: it is never written to this server's disk or logs, and "
+        "never sent to any server but Hugging Face's.</p>"
+    )
+
+
+def add_models_page(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
+    """Route `/models` on `app`, Gradio's own: its sign-in session says who is looking."""
+
+    @app.get("/models", include_in_schema=False)
+    def models(request: Request) -> HTMLResponse:
+        try:
+            viewer = owner_of(gr.Request(request=request))
+        except gr.Error:  # no identity to trust: shown as to anyone
+            viewer = Owner(id="", kind="anonymous")
+        return HTMLResponse(models_page(service, viewer))
+
+    routes = app.router.routes
+    routes.insert(0, routes.pop())  # before Gradio's own routes
+
+
 def privacy_page(
-    service: ChatService, *, data_sharing: bool, login: bool, ephemeral: bool, feedback_url: str
+    service: ChatService,
+    *,
+    data_sharing: bool,
+    login: bool,
+    ephemeral: bool,
+    feedback_url: str,
+    own_tokens: bool = False,
 ) -> str:
     served = "".join(
         f"<li>{escape(m['name'])} <code>{escape(m['id'])}</code>"
@@ -130,7 +171,7 @@ address.</p>
 <p>When you send a message, the conversation (trimmed to what the model can read) is sent to the
 model you chose, to write the answer. This server serves:</p><ul>{served}</ul>
 <p>Models hosted by Hugging Face Inference Providers receive your messages to answer them, under
-their own terms; the embedded SmolLM2 model runs on this server itself.</p>
+their own terms; the embedded SmolLM2 model runs on this server itself.</p>{_paying(own_tokens)}
 <h2>How long, and how to delete it</h2>
 <p>Your conversations are kept until you delete them. Delete one with <em>Delete this
 conversation</em>, or everything with <em>Delete all my conversations</em>: the files are

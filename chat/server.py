@@ -31,6 +31,8 @@ from .identity import (
     SessionHashes,
 )
 from .local_model import LocalModel
+from .quota import HFAccess, asks_for_inference
+from .sealed_session import SealedSessionCookie
 from .security import BodyLimit, SecurityMiddleware
 from .service import ChatService
 from .settings import Settings
@@ -60,11 +62,20 @@ def create_app(
         return LocalTarget(local.base_url, local.token)
 
     history = History(settings.data_dir)
+    # Signed-in people pay for their own inference where the Space asks for the scope.
+    own_tokens = settings.login_enabled and asks_for_inference(settings.oauth_scopes)
+    hf = HFAccess(
+        server_token=environ.get("HF_TOKEN", ""),
+        own_tokens=own_tokens,
+        anonymous_server_token=settings.anonymous_uses_server_token,
+        sign_in=settings.login_enabled,
+        router_url=settings.inference_providers_url,
+    )
     service = ChatService(
         catalog=catalog,
         history=history,
         data_sharing=settings.data_sharing,
-        endpoints=Endpoints(environ=environ, local=local_target),
+        endpoints=Endpoints(environ=environ, local=local_target, hf=hf),
         max_message_chars=settings.max_message_chars,
         frame_seconds=settings.stream_frame_seconds,
         frame_budget=settings.stream_frame_budget,
@@ -91,6 +102,7 @@ def create_app(
         tokens=tokens,
         adopt=service.adopt,
         is_retired=history.is_retired,
+        own_tokens=own_tokens,
     )
 
     footer = ""
@@ -151,10 +163,6 @@ def create_app(
         """Gradio would save a session's last-shown values (a conversation) to a file here."""
         return Response(status_code=404)
 
-    @app.get("/models", include_in_schema=False)
-    def models() -> HTMLResponse:
-        return HTMLResponse(pages.models_page(service))
-
     @app.get("/privacy", include_in_schema=False)
     def privacy() -> HTMLResponse:
         return HTMLResponse(
@@ -164,6 +172,7 @@ def create_app(
                 login=settings.login_enabled,
                 ephemeral=settings.ephemeral_storage,
                 feedback_url=settings.feedback_link,
+                own_tokens=own_tokens,
             )
         )
 
@@ -189,6 +198,7 @@ def create_app(
     # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
     add_http_api(gradio_app, service, owner_of)
     add_share_pages(gradio_app, service, owner_of)
+    pages.add_models_page(gradio_app, service, owner_of)
     policy = CookiePolicy(
         samesite=settings.cookie_samesite,
         secure=settings.cookie_secure,
@@ -206,6 +216,8 @@ def create_app(
     )
     if settings.login_enabled:
         app.add_middleware(DeclinedSignIn)
+    if own_tokens:  # the sign-in cookie holds a token that pays: the browser keeps it sealed
+        app.add_middleware(SealedSessionCookie, secret=secret)
     # Room for the largest import, each character escaped in the request's JSON (an emoji as
     # two \uXXXX); an upload is held to the import limit itself by Gradio (max_file_size).
     app.add_middleware(BodyLimit, limit=3 * settings.import_limits.max_bytes + 2**20)

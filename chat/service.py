@@ -86,22 +86,23 @@ class ChatService:
 
     # -- models -------------------------------------------------------------------------
 
-    def models(self) -> list[dict]:
-        """The listed models with their availability; the default one first."""
+    def models(self, owner: Owner | None = None) -> list[dict]:
+        """The listed models with their availability to `owner` (None: to the server itself,
+        with its own tokens); the default one first."""
         default = self.catalog.default.id
         return [
             {
                 "id": m.id,
                 "name": m.name,
                 "description": m.description,
-                "available": not (why := self.endpoints.why_unavailable(m)),
+                "available": not (why := self.endpoints.why_unavailable(m, owner)),
                 "unavailable_reason": why,  # "" when available
                 "default": m.id == default,
             }
             for m in self.catalog.listed
         ]
 
-    def _model_for_new(self, model_id: str) -> Model:
+    def _model_for_new(self, model_id: str, owner: Owner) -> Model:
         if not model_id:
             return self.catalog.default
         model = self.catalog.get(model_id)
@@ -111,7 +112,7 @@ class ChatService:
             raise ServiceError(
                 f"{model.name} was retired on {model.retired.on}; choose another model."
             )
-        if why := self.endpoints.why_unavailable(model):
+        if why := self.endpoints.why_unavailable(model, owner):
             raise ServiceError(f"{model.name} is not available on this server right now: {why}.")
         return model
 
@@ -140,21 +141,25 @@ class ChatService:
     # -- conversations ------------------------------------------------------------------
 
     def new_conversation(self, owner: Owner, model_id: str = "") -> dict:
-        model = self._model_for_new(model_id) if model_id else self.default_model(owner)
+        model = self._model_for_new(model_id, owner) if model_id else self.default_model(owner)
         prompt = self._system_prompt_for(owner, model)
         return self.history.create_conversation(owner.id, model=model.id, system_prompt=prompt)
 
     def default_model(self, owner: Owner) -> Model:
         """The person's default model while it can be used, else the deployment's."""
         model = self.catalog.get(self._readable_settings(owner).get("default_model") or "")
-        if model is None or model.retired is not None or self.endpoints.why_unavailable(model):
-            return self._model_for_new("")
+        usable = model is not None and not self.endpoints.why_unavailable(model, owner)
+        if model is None or model.retired is not None or not usable:
+            return self._model_for_new("", owner)
         return model
 
     def _system_prompt_for(self, owner: Owner, model: Model) -> str:
         """The prompt a new conversation with `model` starts with, and keeps."""
         custom = self._readable_settings(owner).get("system_prompts") or {}
         return custom.get(model.id) or model.system_prompt
+
+    def _why_unavailable_to(self, owner: Owner) -> Callable[[Model], str]:
+        return lambda model: self.endpoints.why_unavailable(model, owner)
 
     def _readable_settings(self, owner: Owner) -> dict:
         """The stored settings, or none when their file is damaged: the chat goes on."""
@@ -295,7 +300,7 @@ class ChatService:
         if self.SHARE in changes:
             if not isinstance(changes[self.SHARE], bool):
                 raise ServiceError(f"'{self.SHARE}' must be true or false.")
-        if why := preferences.check(changes, self.catalog, self.endpoints.why_unavailable):
+        if why := preferences.check(changes, self.catalog, self._why_unavailable_to(owner)):
             raise ServiceError(why)
         if self.SHARE in changes and not changes[self.SHARE]:
             self._withdraw_consent(owner)
@@ -370,7 +375,7 @@ class ChatService:
                 value = {**value, **(mine.get(key) or {})}  # theirs per model win
             elif key in mine:
                 continue
-            why = preferences.check({key: value}, self.catalog, self.endpoints.why_unavailable)
+            why = preferences.check({key: value}, self.catalog, self._why_unavailable_to(owner))
             if why:
                 notes.append(f"A setting was not imported: {why}")
             else:
@@ -521,7 +526,7 @@ class ChatService:
         if conversation_id:  # read and parsed in a worker thread: it may be large
             conv = await asyncio.to_thread(self._load, owner, conversation_id)
         else:  # created with its first message, in _store_turn
-            model = self._model_for_new(model_id) if model_id else self.default_model(owner)
+            model = self._model_for_new(model_id, owner) if model_id else self.default_model(owner)
             prompt = self._system_prompt_for(owner, model)
             conv = {"id": "", "model": model.id, "messages": [], "leaf_id": None}
             conv["system_prompt"] = prompt
@@ -699,7 +704,7 @@ class ChatService:
         # worker thread meanwhile: the fsyncs stay out of the time to first token and
         # never stall the event loop other chats stream on. The answer is only ever
         # written after it (see _answer), and frames say when it is stored.
-        stream = self.endpoints.stream(model, prompt)
+        stream = self.endpoints.stream(model, prompt, owner)  # their own token, if it pays
         head = asyncio.ensure_future(anext(stream, None))
         stored = asyncio.ensure_future(asyncio.to_thread(self._store_turn, owner, cid, turn, model))
         stored.add_done_callback(_log_store_failure)
@@ -740,7 +745,7 @@ class ChatService:
     async def _write_title(self, owner: Owner, cid: str, model: Model, question: str) -> None:
         try:
             async with asyncio.timeout(self.title_seconds):
-                stream = self.endpoints.stream(model, titles.request(question))
+                stream = self.endpoints.stream(model, titles.request(question), owner)
                 text = await _first_line(stream)
         except (ChatError, TimeoutError) as e:  # the first words stay
             log.info("no title written: %s", type(e).__name__)

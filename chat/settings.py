@@ -103,7 +103,13 @@ class Settings(BaseSettings):
     system: str = Field("", validation_alias="SYSTEM")
     oauth_client_id: str = Field("", validation_alias="OAUTH_CLIENT_ID")
     openid_provider_url: str = Field("", validation_alias="OPENID_PROVIDER_URL")
+    oauth_scopes: str = Field("", validation_alias="OAUTH_SCOPES")
     token_cache_seconds: float = Field(300, ge=0)
+    # Inference Providers (`hf` endpoints): anonymous people's requests carry the server's
+    # HF_TOKEN (off: they sign in to use those models; see chat/quota.py), and the router
+    # they go to ("": huggingface_hub's own, router.huggingface.co).
+    anonymous_uses_server_token: bool = True
+    inference_providers_url: str = Field("", pattern=r"^(https?://.+)?$")
     # Parlor's changes to private internals of Gradio and huggingface_hub (chat/patches.py),
     # each on the versions it was written for. Off ("off", "false", "0"): the libraries'
     # own code everywhere, to rule the patches out when something looks wrong.

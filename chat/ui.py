@@ -19,6 +19,7 @@ import gradio as gr
 from . import ui_sidebar, ui_tree
 from .accounts import DECLINED
 from .doors import OwnerOf, owner_off_loop
+from .identity import Owner
 from .service import ChatService, ServiceError
 from .ui_answers import PRIVATE, buttons, wire_answers
 from .ui_data import DataPanel, build_data_panel
@@ -80,11 +81,11 @@ async () => {
 """
 
 
-def _model_choices(service: ChatService) -> list[tuple[str, str]]:
-    """(label, id) of each listed model; an unavailable one says why in its label."""
+def _model_choices(service: ChatService, owner: Owner | None = None) -> list[tuple[str, str]]:
+    """(label, id) of each listed model; one `owner` cannot use says why in its label."""
     return [
         (m["name"] + (f" (unavailable: {w})" if (w := m["unavailable_reason"]) else ""), m["id"])
-        for m in service.models()
+        for m in service.models(owner)
     ]
 
 
@@ -352,9 +353,10 @@ def _wire_page(demo, service, owner_of, view, page, sidebar, cookie_warning, acc
         out = _listing(view, service, owner_of, request)
         # Availability changes while the app runs (the embedded model warms up): ask now.
         wanted = query.get("model", "")
-        if not any(m["id"] == wanted and m["available"] for m in service.models()):
+        if not any(m["id"] == wanted and m["available"] for m in service.models(owner)):
             wanted = service.default_model(owner).id
-        out[view.model] = gr.update(choices=_model_choices(service), value=wanted, interactive=True)
+        choices = _model_choices(service, owner)
+        out[view.model] = gr.update(choices=choices, value=wanted, interactive=True)
         if query.get("embed") in ("1", "true"):
             out[sidebar] = gr.update(visible=False)  # small frames: the chat only
         out[account] = f"Signed in as **{owner.name}**" if owner.kind == "hf" else ""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from .doors import OwnerOf
+from .identity import Owner
 from .preferences import MAX_SYSTEM_PROMPT_CHARS, THEMES
 from .service import ChatService, ServiceError
 
@@ -47,9 +48,10 @@ class SettingsPanel:
     def _model(self, model_id: str):
         return self.service.catalog.get(model_id) or self.service.catalog.default
 
-    def fill(self, settings: dict, welcome: bool = True) -> dict:
-        """The panel showing `settings` (and the welcome notice unless dismissed)."""
-        choices = [(m["name"], m["id"]) for m in self.service.models() if m["available"]]
+    def fill(self, settings: dict, owner: Owner, welcome: bool = True) -> dict:
+        """The panel showing `settings` (and the welcome notice unless dismissed); the models
+        offered are those `owner` can use."""
+        choices = [(m["name"], m["id"]) for m in self.service.models(owner) if m["available"]]
         chosen = settings["default_model"] or self.service.catalog.default.id
         out = {
             self.default_model: gr.update(choices=choices, value=chosen),
@@ -72,7 +74,8 @@ class SettingsPanel:
         outputs = [self.default_model, self.prompt_model, self.prompt, self.theme, self.welcome]
 
         def on_load(token: str, request: gr.Request) -> dict:
-            return self.fill(service.settings(owner_of(request, page=token)))
+            owner = owner_of(request, page=token)
+            return self.fill(service.settings(owner), owner)
 
         def pick(model_id: str, token: str, request: gr.Request) -> dict:
             return self._prompt_of(service.settings(owner_of(request, page=token)), model_id)
@@ -83,13 +86,14 @@ class SettingsPanel:
             changes = {"default_model": default or "", "theme": theme}
             if model_id:
                 changes["system_prompts"] = {model_id: prompt.strip()}
+            owner = owner_of(request, page=token)
             try:
-                settings = service.update_settings(owner_of(request, page=token), changes)
+                settings = service.update_settings(owner, changes)
             except ServiceError as e:  # what was typed stays in the panel
                 gr.Warning(str(e))
                 return {}
             gr.Info("Settings saved.")
-            return self.fill(settings, welcome=False)
+            return self.fill(settings, owner, welcome=False)
 
         def dismiss(token: str, request: gr.Request) -> dict:
             service.update_settings(owner_of(request, page=token), {"welcome_dismissed": True})

@@ -137,6 +137,27 @@ class OIDCProvider(LoopbackServer):
             self._tokens[token] = (user, "openid profile")
         return token
 
+    def space_env(self, scopes: str = "openid profile") -> dict[str, str]:
+        """The variables a Space with `hf_oauth: true` sets, with this provider for the Hub."""
+        return {
+            "SYSTEM": "spaces",
+            "SPACE_ID": "test/parlor",
+            "SPACE_HOST": "",
+            "OAUTH_CLIENT_ID": self.client_id,
+            "OAUTH_CLIENT_SECRET": self.client_secret,
+            "OAUTH_SCOPES": scopes,
+            "OPENID_PROVIDER_URL": self.url,
+        }
+
+    def access_tokens(self, sub: str) -> list[str]:
+        """The access tokens handed out at sign-in (not `issue_token`'s) to the account `sub`."""
+        with self._lock:
+            return [
+                token
+                for token, (user, _scope) in self._tokens.items()
+                if user.sub == sub and token.startswith("hf_oauth_")
+            ]
+
     async def _record(self, request: Request) -> dict[str, str]:
         form = {k: str(v) for k, v in (await request.form()).items()}
         query, headers = dict(request.query_params), dict(request.headers)

@@ -41,13 +41,7 @@ def op():
 @pytest.fixture(scope="module")
 def space(op, tmp_path_factory):
     env = {
-        "SYSTEM": "spaces",
-        "SPACE_ID": "test/parlor",
-        "SPACE_HOST": "",
-        "OAUTH_CLIENT_ID": op.client_id,
-        "OAUTH_CLIENT_SECRET": op.client_secret,
-        "OAUTH_SCOPES": "openid profile",
-        "OPENID_PROVIDER_URL": op.url,
+        **op.space_env(),
         "PARLOR_DATA_SHARING": "true",  # what sign-in does to the sharing setting
     }
     running = RunningApp(tmp_path_factory.mktemp("login") / "data", env=env).wait_ready()
