@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
+from .catalog import Model
 from .service import ChatService
 
 STYLE = """
@@ -59,13 +60,38 @@ def models_page(service: ChatService) -> str:
         cards.append(
             f"<div class='model' data-model-id='{escape(model.id)}'>"
             f"<h2>{escape(model.name)}{status}</h2>"
-            f"<p>{escape(model.description)}</p>{why}"
+            f"<p>{escape(model.description)}</p>{why}{_marks(model)}"
             f"<p>{' · '.join(links)}</p>{start}</div>"
         )
     return _page(
         "Models",
         "<h1>Models</h1><p>The models you can chat with on this Parlor. Each conversation keeps "
         "the model it was started with.</p>" + "".join(cards),
+    )
+
+
+def _marks(model: Model) -> str:
+    """A model card's line on its watermark (chat/watermark.py), if it has one."""
+    if model.watermark is None:
+        return ""
+    return (
+        "<p class='watermark'>Its answers carry an invisible watermark: "
+        f"<a href='/check?model={quote(model.id, safe='')}'>check whether a text is one of "
+        "them</a>.</p>"
+    )
+
+
+def _watermarks(service: ChatService) -> str:
+    """The privacy page's section on the watermark: which models mark, what it holds."""
+    names = [escape(m.name) for m in service.catalog.listed if m.watermark is not None]
+    if not names:
+        return "<h2>Watermark</h2><p>No model of this server watermarks its answers.</p>"
+    return (
+        f"<h2>Watermark</h2><p>Answers of {', '.join(names)} carry an invisible watermark: the "
+        "model slightly prefers words from lists computed with a secret key that never leaves "
+        "this server. It says which server's model wrote a text, and nothing about you or your "
+        "conversation. Anyone can <a href='/check'>check a text</a> for it; the text checked "
+        "is not kept.</p>"
     )
 
 
@@ -131,6 +157,7 @@ address.</p>
 model you chose, to write the answer. This server serves:</p><ul>{served}</ul>
 <p>Models hosted by Hugging Face Inference Providers receive your messages to answer them, under
 their own terms; the embedded SmolLM2 model runs on this server itself.</p>
+{_watermarks(service)}
 <h2>How long, and how to delete it</h2>
 <p>Your conversations are kept until you delete them. Delete one with <em>Delete this
 conversation</em>, or everything with <em>Delete all my conversations</em>: the files are

@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # the embedded model's process imports this module: numpy onl
 THRESHOLD = 4.0  # z-score from which a text is called watermarked (p ≈ 3e-5)
 MIN_TOKENS = 25  # scored tokens below which no verdict is given
 MAX_CHECK_CHARS = 20_000  # what one check reads (a long answer; ~5,000 tokens)
+# What copying an answer on the page appends when PARLOR_LABEL_ON_COPY is on.
+COPY_LABEL = "(Written by an AI model, on Parlor.)"
 MEANING = (
     "A z-score of {threshold:g} or more means this many green tokens would come by chance "
     "less than once in {odds:,} texts not written with this server's key; editing, "
