@@ -184,21 +184,13 @@ class Settings(BaseSettings):
 
     def signing_secret(self) -> str:
         """`PARLOR_SECRET`, or a secret generated once and kept in the data directory."""
-        if self.secret:
-            return self.secret
-        return _kept_secret(
-            self.data_dir / "secret.key",
-            variable="PARLOR_SECRET",
-            loss="every anonymous session then starts afresh",
-        )
+        lost = "every anonymous session then starts afresh"
+        path = self.data_dir / "secret.key"
+        return self.secret or _kept_secret(path, variable="PARLOR_SECRET", loss=lost)
 
     def watermark_secret(self) -> str:
         """`PARLOR_WATERMARK_KEY`, or a key generated once and kept in the data directory:
         the watermark's key (chat/watermark.py). It never leaves the server."""
-        if self.watermark_key:
-            return self.watermark_key
-        return _kept_secret(
-            self.data_dir / "watermark.key",
-            variable="PARLOR_WATERMARK_KEY",
-            loss="answers watermarked until then are no longer recognised",
-        )
+        lost = "answers watermarked until then are no longer recognised"
+        path = self.data_dir / "watermark.key"
+        return self.watermark_key or _kept_secret(path, variable="PARLOR_WATERMARK_KEY", loss=lost)
