@@ -119,8 +119,9 @@ class LocalModel:
         )
         assert self._proc.stdin
         # The first line the child reads; the pipe then stays open (see exit_when_parent_goes).
-        self._proc.stdin.write(self._watermark_key + "\n")
-        self._proc.stdin.flush()
+        with contextlib.suppress(OSError):  # a child that died at once: _watch says so
+            self._proc.stdin.write(self._watermark_key + "\n")
+            self._proc.stdin.flush()
         self._watermark_key = ""
         threading.Thread(target=self._watch, daemon=True, name="local-model-watch").start()
 
