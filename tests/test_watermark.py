@@ -3,6 +3,7 @@ embedded model's own tokenizer."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -139,3 +140,20 @@ def test_the_command_line_checks_a_file(tmp_path):
     )
     assert run.returncode == 1, run.stderr
     assert "verdict: No watermark found." in run.stdout and "z: " in run.stdout
+
+
+def test_the_page_marks_watermarked_answers_beside_their_text():
+    from chat.ui_tree import kept, layout
+
+    mark = {"model": "m", "gamma": 0.25, "delta": 2.0}
+    messages = [
+        {"id": "q", "role": "user", "content": "Hi"},
+        {"id": "a", "role": "assistant", "content": "Hello", "watermark": mark},
+        {"id": "q2", "role": "user", "content": "And?"},
+        {"id": "b", "role": "assistant", "content": "Plain", "watermark": None},
+    ]
+    drawn = layout(messages)
+    assert drawn.marks == [[1, "m"]]
+    assert json.loads(drawn.switchers())["marks"] == [[1, "m"]]
+    assert all("watermarked" not in row["content"] for row in drawn.chat), "not in what Copy takes"
+    assert kept(drawn.state(), 2).marks == [[1, "m"]] and kept(drawn.state(), 1).marks == []
