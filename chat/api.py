@@ -11,6 +11,7 @@ import gradio as gr
 from .doors import OwnerOf, owner_off_loop
 from .history import CorruptFile
 from .service import ChatService, ChatUpdate, ServiceError
+from .watermark import CheckError, Detector
 
 # A stored file that cannot be read (see `history.CorruptFile`): it is left as it was.
 DAMAGED = (
@@ -83,8 +84,18 @@ async def _frames(updates: AsyncIterator[ChatUpdate]) -> AsyncIterator[tuple[str
         raise _refuse(not_stored(e)) from None
 
 
-def register_api(service: ChatService, owner_of: OwnerOf) -> None:
-    """Declare the public endpoints inside the current `gr.Blocks` context.
+def detected(detector: Detector, value: object, model_id: object) -> dict:
+    """`/detect_watermark`: the check of /check (chat/watermark.py), or a clear refusal."""
+    checked, model = text(value, "text"), text(model_id, "model_id", stored=False)
+    try:
+        return detector.check(checked, model)
+    except CheckError as e:
+        raise _refuse(str(e)) from None
+
+
+def register_api(service: ChatService, owner_of: OwnerOf, detector: Detector | None = None) -> None:
+    """Declare the public endpoints inside the current `gr.Blocks` context (`detector`:
+    /detect_watermark, which needs no identity).
 
     Every endpoint takes the caller's identity from the request (session cookie or login),
     or from a Hugging Face token: `Client(url, token=...)` sends it in a header, and
@@ -376,3 +387,12 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
     }
     for name, fn in endpoints.items():
         gr.api(fn, api_name=name, concurrency_limit=None)
+    if detector is not None:
+
+        def detect_watermark(text: str, model_id: str = "") -> dict:
+            """Whether `text` carries the watermark of `model_id` (default: the first model that
+            marks its answers): {model, tokens, green, z, p_value, threshold, watermarked (None:
+            too short to judge), verdict, meaning}. The same as the /check page."""
+            return detected(detector, text, model_id)
+
+        gr.api(detect_watermark, api_name="detect_watermark", concurrency_limit=2)

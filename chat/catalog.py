@@ -53,6 +53,14 @@ class Parameters(_Strict):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
 
 
+class Watermark(_Strict):
+    """The embedded model's watermark (chat/watermark.py): the green share of the vocabulary
+    and what is added to the green logits."""
+
+    gamma: float = Field(0.25, gt=0, lt=1)
+    delta: float = Field(2.0, gt=0, le=20)
+
+
 class PromptExample(_Strict):
     title: str = Field(min_length=1)
     prompt: str = Field(min_length=1)
@@ -126,7 +134,18 @@ class Model(_Strict):
     context_window: int = Field(4096, ge=256)
     unlisted: bool = False
     retired: Retired | None = None
+    watermark: Watermark | None = None  # off unless set; the embedded model only
     endpoints: list[Endpoint] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _watermark_is_local(self) -> Model:
+        # Parlor marks answers in its own llama.cpp endpoint; another server would not.
+        if self.watermark is not None and any(e.type != "local" for e in self.endpoints):
+            raise ValueError(
+                "field 'watermark' needs every endpoint to be of type local: only the "
+                "embedded model's answers can carry Parlor's watermark"
+            )
+        return self
 
     @model_validator(mode="after")
     def _hf_needs_hub_id(self) -> Model:
@@ -175,6 +194,10 @@ class Catalog(_Strict):
     @property
     def listed(self) -> list[Model]:
         return [m for m in self.models if m.listed]
+
+    def watermarks(self) -> bool:
+        """Whether a model of the catalog watermarks its answers (the key is then needed)."""
+        return any(m.watermark is not None for m in self.models)
 
     def uses_local(self) -> bool:
         return any(e.type == "local" for m in self.models if m.retired is None for e in m.endpoints)

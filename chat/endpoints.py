@@ -388,6 +388,14 @@ def share_tls_settings() -> None:
     set_async_client_factory(factory)
 
 
+def _marked(model: Model, endpoint: Endpoint) -> dict:
+    """The request's watermark, for the embedded model's own endpoint (chat/local_model.py),
+    which alone reads it; the key is that process's, never in a request."""
+    if model.watermark is None or endpoint.type != "local":
+        return {}
+    return {"extra_body": {"watermark": model.watermark.model_dump()}}
+
+
 class Endpoints:
     """Opens streams to the endpoints of catalog models."""
 
@@ -552,7 +560,7 @@ class Endpoints:
                 client, served = self._client(endpoint, model, owner)
                 async with client:
                     response = await client.chat_completion(
-                        messages, model=served, stream=True, **params
+                        messages, model=served, stream=True, **params, **_marked(model, endpoint)
                     )
                     responded = True
                     reason = None

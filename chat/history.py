@@ -250,7 +250,15 @@ def message_row(
     }
 
 
-MESSAGE_FIELDS = ("content", "reasoning", "incomplete", "notice", "finish_reason", "feedback")
+MESSAGE_FIELDS = (
+    "content",
+    "reasoning",
+    "incomplete",
+    "notice",
+    "finish_reason",
+    "feedback",
+    "watermark",  # optional: absent in files of older Parlors (read as None)
+)
 
 
 def _upgrade(db: TinyDB) -> list[dict]:

@@ -38,11 +38,16 @@ def main() -> None:
         settings = Settings()
         settings.signing_secret()  # a damaged secret.key stops here, before anything starts
         catalog = load_catalog(settings.models)
+        mark_key = settings.watermark_secret() if catalog.watermarks() else ""
     except ValidationError as e:
         sys.exit(f"Parlor cannot start: {_setting_error(e)}")
     except (CatalogError, SettingsError) as e:
         sys.exit(f"Parlor cannot start: {e}")
-    local = LocalModel(threads=settings.local_threads) if catalog.uses_local() else None
+    local = (
+        LocalModel(threads=settings.local_threads, watermark_key=mark_key)
+        if catalog.uses_local()
+        else None
+    )
     if local is not None:
         local.start()
     from .server import create_app, serve  # imports Gradio: after the model has started

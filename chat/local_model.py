@@ -10,8 +10,13 @@ template is rendered for the messages before it, ending with the assistant's hea
 partial text is appended, and the model completes from there (`continuation`), streamed the
 same way (finish reason included).
 
-We own this server rather than using llama-cpp-python's: we control sampling (watermarking
-comes later) and concurrency (one generation at a time per loaded model; others wait).
+A request may ask for Parlor's watermark (`"watermark": {"gamma": .., "delta": ..}` in its
+body; chat/watermark.py): its tokens are then sampled through the `Marker` logits processor.
+The key comes from the app down the child's standard input, as its first line: never in the
+command line, the environment or a request, so no log or listing of processes shows it.
+
+We own this server rather than using llama-cpp-python's: we control sampling (the watermark)
+and concurrency (one generation at a time per loaded model; others wait).
 """
 
 from __future__ import annotations
@@ -86,8 +91,11 @@ def default_threads() -> int:
 class LocalModel:
     """Starts, watches and stops the child process that serves the embedded model."""
 
-    def __init__(self, *, threads: int = 0, startup_timeout: float = 120.0) -> None:
+    def __init__(
+        self, *, threads: int = 0, startup_timeout: float = 120.0, watermark_key: str = ""
+    ) -> None:
         self.threads = threads or default_threads()
+        self._watermark_key = watermark_key  # handed to the child on its stdin, then dropped
         self.token = secrets.token_urlsafe(32)  # only our own app may call the child
         self.port: int | None = None
         self.ready = threading.Event()
@@ -109,6 +117,12 @@ class LocalModel:
             text=True,
             env=env,
         )
+        assert self._proc.stdin
+        # The first line the child reads; the pipe then stays open (see exit_when_parent_goes).
+        with contextlib.suppress(OSError):  # a child that died at once: _watch says so
+            self._proc.stdin.write(self._watermark_key + "\n")
+            self._proc.stdin.flush()
+        self._watermark_key = ""
         threading.Thread(target=self._watch, daemon=True, name="local-model-watch").start()
 
     def _watch(self) -> None:
@@ -239,7 +253,10 @@ def _serve(threads: int) -> None:  # pragma: no cover - runs in the child proces
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
+    from chat.watermark import Marker
+
     token = os.environ.get("PARLOR_LOCAL_TOKEN", "")
+    key = sys.stdin.readline().strip().encode("utf-8")  # the watermark's key, or nothing
     llm = Llama(**llama_options(threads))
     llm.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=4)  # warm up
     formatter = chat_formatter(llm)
@@ -264,6 +281,10 @@ def _serve(threads: int) -> None:  # pragma: no cover - runs in the child proces
             opts["stop"] = body["stop"]
         if body.get("seed") is not None:
             opts["seed"] = int(body["seed"])
+        if (mark := body.get("watermark")) is not None:
+            if not key:
+                raise ValueError("a watermark was asked for, and this server has no key")
+            opts["logits_processor"] = [Marker(key, float(mark["gamma"]), float(mark["delta"]))]
         return opts
 
     async def completions(request: Request):
@@ -346,5 +367,6 @@ def _serve(threads: int) -> None:  # pragma: no cover - runs in the child proces
 
 
 if __name__ == "__main__":  # pragma: no cover
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for chat.watermark
     threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 0
     _serve(threads or default_threads())

@@ -13,6 +13,7 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from .catalog import Model
 from .doors import OwnerOf
 from .identity import Owner
 from .service import ChatService
@@ -66,7 +67,7 @@ def models_page(service: ChatService, viewer: Owner | None = None) -> str:
         cards.append(
             f"<div class='model' data-model-id='{escape(model.id)}'>"
             f"<h2>{escape(model.name)}{status}</h2>"
-            f"<p>{escape(model.description)}</p>{why}"
+            f"<p>{escape(model.description)}</p>{why}{_marks(model)}"
             f"<p>{' · '.join(links)}</p>{start}</div>"
         )
     return _page(
@@ -102,6 +103,31 @@ def add_models_page(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> No
 
     routes = app.router.routes
     routes.insert(0, routes.pop())  # before Gradio's own routes
+
+
+def _marks(model: Model) -> str:
+    """A model card's line on its watermark (chat/watermark.py), if it has one."""
+    if model.watermark is None:
+        return ""
+    return (
+        "<p class='watermark'>Its answers carry an invisible watermark: "
+        f"<a href='/check?model={quote(model.id, safe='')}'>check whether a text is one of "
+        "them</a>.</p>"
+    )
+
+
+def _watermarks(service: ChatService) -> str:
+    """The privacy page's section on the watermark: which models mark, what it holds."""
+    names = [escape(m.name) for m in service.catalog.listed if m.watermark is not None]
+    if not names:
+        return "<h2>Watermark</h2><p>No model of this server watermarks its answers.</p>"
+    return (
+        f"<h2>Watermark</h2><p>Answers of {', '.join(names)} carry an invisible watermark: the "
+        "model slightly prefers words from lists computed with a secret key that never leaves "
+        "this server. It says which server's model wrote a text, and nothing about you or your "
+        "conversation. Anyone can <a href='/check'>check a text</a> for it; the text checked "
+        "is not kept.</p>"
+    )
 
 
 def privacy_page(
@@ -172,6 +198,7 @@ address.</p>
 model you chose, to write the answer. This server serves:</p><ul>{served}</ul>
 <p>Models hosted by Hugging Face Inference Providers receive your messages to answer them, under
 their own terms; the embedded SmolLM2 model runs on this server itself.</p>{_paying(own_tokens)}
+{_watermarks(service)}
 <h2>How long, and how to delete it</h2>
 <p>Your conversations are kept until you delete them. Delete one with <em>Delete this
 conversation</em>, or everything with <em>Delete all my conversations</em>: the files are

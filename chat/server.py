@@ -18,6 +18,7 @@ from . import gradio_patches, hub_patches, pages, patches
 from .accounts import DeclinedSignIn, TokenResolver
 from .api import register_api
 from .catalog import Catalog
+from .check_page import add_check_page
 from .doors import owner_resolver
 from .endpoints import Endpoints, LocalTarget
 from .history import History
@@ -38,6 +39,7 @@ from .service import ChatService
 from .settings import Settings
 from .share_pages import add_share_pages
 from .ui import CSS, build_ui
+from .watermark import COPY_LABEL, Detector
 
 log = logging.getLogger("parlor.server")
 
@@ -116,13 +118,16 @@ def create_app(
             "or set PARLOR_DATA_DIR to keep it across restarts",
             settings.data_dir,
         )
+    # The watermark's key stays in this process and the embedded model's (chat/watermark.py).
+    detector = Detector(catalog, settings.watermark_secret() if catalog.watermarks() else "")
     demo = build_ui(
         service,
         owner_of,
         footer=footer,
         login=settings.login_enabled,
         welcome=settings.welcome,
-        api=lambda: register_api(service, owner_of),
+        api=lambda: register_api(service, owner_of, detector),
+        copy_label=COPY_LABEL if settings.label_on_copy else "",
     )
     demo.max_threads = MAX_CONCURRENT_JOBS
     demo.queue(default_concurrency_limit=None)
@@ -176,6 +181,7 @@ def create_app(
             )
         )
 
+    add_check_page(app, detector)  # /check: is a text watermarked?
     app = gr.mount_gradio_app(
         app,
         demo,

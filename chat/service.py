@@ -14,7 +14,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import history as store
-from . import importers, portability, preferences, search_index, sharing, titles, transcript, tree
+from . import (
+    importers,
+    portability,
+    preferences,
+    search_index,
+    sharing,
+    titles,
+    transcript,
+    tree,
+    watermark,
+)
 from .answers import Answer, Answers, ChatUpdate
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints, Finish
@@ -622,9 +632,12 @@ class ChatService:
 
     def _new_answer(self, conv: dict, parent_id: str) -> dict:
         model = self._model_for(conv)
-        return store.message_row(
+        row = store.message_row(
             "assistant", "", parent_id=parent_id, model=model.id, incomplete=True
         )
+        if (mark := watermark.stamp(model)) is not None:
+            row["watermark"] = mark  # the page marks it, /conversation says so
+        return row
 
     def _asked(self, conv: dict, text: str, parent_id: str | None) -> _Turn:
         """A new question below `parent_id`, and its answer to come."""
@@ -685,6 +698,8 @@ class ChatService:
             return
         # A continued answer: incomplete again until its new end is saved, and shown.
         fields = {"incomplete": True, "notice": "", "finish_reason": None}
+        if (mark := watermark.stamp(model)) is not None and not turn.answer.get("watermark"):
+            fields["watermark"] = mark  # written on by a model that marks
         self.history.update_message(owner.id, cid, turn.answer["id"], **fields)
         self.history.show_leaf(owner.id, cid, turn.answer["id"])
 
@@ -952,6 +967,7 @@ MESSAGE_KEYS = (
     "notice",
     "finish_reason",
     "feedback",
+    "watermark",  # {model, gamma, delta} of an answer written with the watermark, or None
 )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SPACE_VOLUME = Path("/data")
@@ -31,9 +31,9 @@ class SettingsError(ValueError):
     """A setting, or a file that stands for one, cannot be used; the message says why."""
 
 
-def _read_secret(path: Path) -> str:
-    """The kept cookie secret. A damaged one is never replaced: every session cookie was
-    signed with it, and a new one would leave every anonymous person without their history."""
+def _read_secret(path: Path, *, variable: str, loss: str) -> str:
+    """A kept secret. A damaged one is never replaced: what it signed or marked would be
+    lost (`loss` says what)."""
     try:
         value = path.read_bytes().decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
@@ -43,9 +43,23 @@ def _read_secret(path: Path) -> str:
     if len(value) < MIN_SECRET_CHARS:
         raise SettingsError(
             f"{path} is damaged ({why}) and was left untouched. Restore it from a backup, or "
-            "move it aside to start with a new secret (every anonymous session then starts "
-            "afresh), or set PARLOR_SECRET."
+            f"move it aside to start with a new secret ({loss}), or set {variable}."
         )
+    return value
+
+
+def _kept_secret(path: Path, *, variable: str, loss: str) -> str:
+    """The secret kept in `path`, generated there the first time."""
+    if path.exists():
+        return _read_secret(path, variable=variable, loss=loss)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    tmp = path.with_suffix(f".{secrets.token_hex(8)}.tmp")
+    # Created readable by its owner only: never, even for a moment, by anyone else.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    tmp.replace(path)
     return value
 
 
@@ -57,6 +71,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     models: Path = Path(__file__).resolve().parent.parent / "models.yaml"
     secret: str = ""
+    # The watermark's secret key (chat/watermark.py); unset: generated into the data directory.
+    watermark_key: str = ""
+    # Copying an answer on the page appends a line saying a model wrote it.
+    label_on_copy: bool = False
     max_message_chars: int = Field(ImportLimits.message_chars, ge=1)
     # Imports: a larger document, or one holding more, is refused whole (see ImportLimits).
     max_import_mb: float = Field(ImportLimits.max_bytes / 2**20, gt=0)
@@ -123,6 +141,13 @@ class Settings(BaseSettings):
         """Gradio runs its real OAuth flow only on a Space (or what says it is one)."""
         return self.system == "spaces" and bool(self.oauth_client_id and self.openid_provider_url)
 
+    @field_validator("watermark_key")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < MIN_SECRET_CHARS:
+            raise ValueError(f"a key must be at least {MIN_SECRET_CHARS} characters")
+        return value
+
     @model_validator(mode="after")
     def _space_volume(self) -> Settings:
         # On a Space, a mounted storage bucket at /data keeps history across restarts.
@@ -165,17 +190,13 @@ class Settings(BaseSettings):
 
     def signing_secret(self) -> str:
         """`PARLOR_SECRET`, or a secret generated once and kept in the data directory."""
-        if self.secret:
-            return self.secret
+        lost = "every anonymous session then starts afresh"
         path = self.data_dir / "secret.key"
-        if path.exists():
-            return _read_secret(path)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(48)
-        tmp = path.with_suffix(f".{secrets.token_hex(8)}.tmp")
-        # Created readable by its owner only: never, even for a moment, by anyone else.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(value)
-        tmp.replace(path)
-        return value
+        return self.secret or _kept_secret(path, variable="PARLOR_SECRET", loss=lost)
+
+    def watermark_secret(self) -> str:
+        """`PARLOR_WATERMARK_KEY`, or a key generated once and kept in the data directory:
+        the watermark's key (chat/watermark.py). It never leaves the server."""
+        lost = "answers watermarked until then are no longer recognised"
+        path = self.data_dir / "watermark.key"
+        return self.watermark_key or _kept_secret(path, variable="PARLOR_WATERMARK_KEY", loss=lost)

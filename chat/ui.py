@@ -125,9 +125,11 @@ def build_ui(
     login: bool = False,
     welcome: str = "",
     api: Callable[[], None] = lambda: None,
+    copy_label: str = "",
 ) -> gr.Blocks:
     """The Blocks of the chat page. `api()` declares the client API inside it first, so that
-    the public endpoints get their names before the UI's private events take any."""
+    the public endpoints get their names before the UI's private events take any.
+    `copy_label`: a line that copying a message appends ("" for none)."""
     default = service.catalog.default
     examples = [{"display_text": e.title, "text": e.prompt} for e in default.prompt_examples]
 
@@ -171,6 +173,7 @@ def build_ui(
                 show_label=False,
                 latex_delimiters=LATEX_DELIMITERS,  # chat/ui_feedback.py
                 feedback_options=("Like", "Dislike"),
+                watermark=copy_label or None,  # a line Copy adds (PARLOR_LABEL_ON_COPY)
             )
             feedback_box = build_feedback_box()  # after a thumb: chat/ui_feedback.py
             with gr.Row(elem_id="composer"):

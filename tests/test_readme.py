@@ -42,6 +42,7 @@ CONTRACT = {
     "/share",
     "/shares",
     "/revoke_share",
+    "/detect_watermark",
 }
 
 
