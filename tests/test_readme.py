@@ -16,6 +16,7 @@ from chat.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 HTTP_API = (ROOT / "docs" / "http-api.md").read_text()
+CLIENT_API = (ROOT / "docs" / "client-api.md").read_text()
 
 CONTRACT = {
     "/models",
@@ -73,12 +74,14 @@ def python_snippets(text: str, section: str = "") -> list[str]:
 
 
 def test_python_snippets_run_against_the_app(app, capsys):
-    # docs/http-api.md's example continues the README's: one namespace, in this order.
+    # docs/client-api.md's examples, then docs/http-api.md's, continue the README's: one
+    # namespace, in this order.
     pages = {
         "README.md": python_snippets(README, "Use it from Python"),
+        "docs/client-api.md": python_snippets(CLIENT_API),
         "docs/http-api.md": python_snippets(HTTP_API),
     }
-    assert len(pages["README.md"]) >= 6 and pages["docs/http-api.md"]
+    assert len(pages["README.md"]) >= 6 and all(pages.values())
     namespace: dict = {}
     for page, snippets in pages.items():
         for code in snippets:
