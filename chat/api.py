@@ -83,6 +83,20 @@ async def _frames(updates: AsyncIterator[ChatUpdate]) -> AsyncIterator[tuple[str
         raise _refuse(not_stored(e)) from None
 
 
+def _flag(value: object) -> bool:
+    """A true/false argument as sent by any client (left out: false)."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _refuse("'temporary' must be true or false.")
+    return value
+
+
+def _scope(request: gr.Request | None) -> str:
+    """What a temporary conversation is kept for: the client's session (see chat/scratch.py)."""
+    return str(getattr(request, "session_hash", "") or "")
+
+
 def register_api(service: ChatService, owner_of: OwnerOf) -> None:
     """Declare the public endpoints inside the current `gr.Blocks` context.
 
@@ -97,11 +111,21 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         return service.models()
 
     def new_conversation(
-        model_id: str = "", request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+        model_id: str = "",
+        temporary: bool = False,
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
     ) -> dict:
-        """Start an empty conversation with a model (the default one when model_id is empty)."""
+        """Start an empty conversation with a model (the default one when model_id is empty).
+        A `temporary` one is never saved: not listed, searched or exported, and forgotten a
+        day after its last message (or by /delete_conversation)."""
         model_id = text(model_id, "model_id")
-        return _guard(lambda: service.new_conversation(owner_of(request, oauth_token), model_id))
+        owner = owner_of(request, oauth_token)
+        return _guard(
+            lambda: service.new_conversation(
+                owner, model_id, temporary=_flag(temporary), scope=_scope(request)
+            )
+        )
 
     # Gradio reads the return annotation to type the endpoint's outputs: this streams
     # [conversation_id, answer_so_far] pairs, the last one holding the whole answer.
@@ -109,15 +133,21 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         message: str,
         conversation_id: str = "",
         model_id: str = "",
+        temporary: bool = False,
         request: gr.Request = None,
         oauth_token: gr.OAuthToken | None = None,
     ) -> tuple[str, str]:
-        """Send a message and stream the answer; an empty conversation_id starts a new one."""
+        """Send a message and stream the answer; an empty conversation_id starts a new one
+        (a `temporary` one: never saved, as with /new_conversation)."""
         message = text(message, "message")
         conversation_id = text(conversation_id, "conversation_id", stored=False)
         model_id = text(model_id, "model_id")
+        temporary = _flag(temporary)
         owner = await owner_off_loop(owner_of, request, oauth_token)
-        async for frame in _frames(service.send(owner, message, conversation_id, model_id)):
+        updates = service.send(
+            owner, message, conversation_id, model_id, temporary=temporary, scope=_scope(request)
+        )
+        async for frame in _frames(updates):
             yield frame
 
     async def retry(

@@ -21,6 +21,7 @@ from .endpoints import ChatError, Endpoints, Finish
 from .identity import Owner
 from .locks import KeyedLocks
 from .prompt import build_messages
+from .scratch import Scratch
 from .settings import ImportLimits
 from .shares import Shares
 
@@ -29,6 +30,8 @@ log = logging.getLogger("parlor.service")
 NOT_FOUND = "conversation not found"
 NO_MESSAGE = "message not found"
 NO_SHARE = "share link not found"
+NOT_KEPT = "This is a temporary chat: it is never saved, so it cannot be {what}."
+HISTORY_OFF = "History is off on this server: conversations are never saved, so {what}."
 FEEDBACK_RATINGS = ("up", "down", "")
 MAX_FEEDBACK_CHARS = 2000
 STOPPED = "Stopped."
@@ -66,6 +69,7 @@ class ChatService:
         import_limits: ImportLimits | None = None,
         answer_limits: tuple[int, int] = (4, 1000),
         model_titles: bool = True,
+        store_messages: bool = True,
     ) -> None:
         self.data_sharing = data_sharing
         self.import_limits = import_limits or ImportLimits(message_chars=max_message_chars)
@@ -82,6 +86,10 @@ class ChatService:
         self.share_store = Shares(history)
         self._titling: set[asyncio.Future] = set()  # titles being written (kept referenced)
         self.model_titles = model_titles
+        # Temporary conversations, in memory only (chat/scratch.py): every one of them when
+        # the deployment stores no messages.
+        self.scratch = Scratch()
+        self.store_messages = store_messages
 
     # -- models -------------------------------------------------------------------------
 
@@ -138,10 +146,43 @@ class ChatService:
 
     # -- conversations ------------------------------------------------------------------
 
-    def new_conversation(self, owner: Owner, model_id: str = "") -> dict:
+    def new_conversation(
+        self, owner: Owner, model_id: str = "", *, temporary: bool = False, scope: str = ""
+    ) -> dict:
+        """An empty conversation; a `temporary` one (never written to disk) is kept for
+        `scope` (the page that made it: see `drop_temporary`)."""
         model = self._model_for_new(model_id) if model_id else self.default_model(owner)
         prompt = self._system_prompt_for(owner, model)
-        return self.history.create_conversation(owner.id, model=model.id, system_prompt=prompt)
+        if self.temporary(temporary):
+            return self.scratch.create_conversation(
+                owner.id, model=model.id, system_prompt=prompt, scope=scope
+            ) | {"temporary": True}
+        row = self.history.create_conversation(owner.id, model=model.id, system_prompt=prompt)
+        return row | {"temporary": False}
+
+    # -- temporary conversations (chat/scratch.py) ---------------------------------------
+
+    def temporary(self, asked: bool = False) -> bool:
+        """Whether a new conversation is temporary: when `asked`, or always when the
+        deployment stores no messages."""
+        return asked or not self.store_messages
+
+    def is_temporary(self, owner: Owner, conversation_id: str) -> bool:
+        return self.scratch.holds(owner.id, conversation_id)
+
+    def drop_temporary(self, owner: Owner, scope: str | None = None) -> int:
+        """Forget the person's temporary conversations kept for `scope` (a page that closed
+        or turned Temporary chat off; None: all of them), stopping their answers. How many."""
+        gone = self.scratch.drop(owner.id, scope)
+        for cid in gone:
+            self.stop(owner, cid)
+        return len(gone)
+
+    def _store(self, owner: Owner, conversation_id: str) -> store.History | Scratch:
+        """Where this conversation of the person's is kept: in memory (temporary) or on disk."""
+        if self.scratch.holds(owner.id, conversation_id):
+            return self.scratch
+        return self.history
 
     def default_model(self, owner: Owner) -> Model:
         """The person's default model while it can be used, else the deployment's."""
@@ -164,7 +205,10 @@ class ChatService:
             return {}
 
     def conversations(self, owner: Owner, limit: int = 0) -> list[dict]:
-        """Newest first: all of them, or the newest `limit` (a page) when limit > 0."""
+        """Newest first: all of them, or the newest `limit` (a page) when limit > 0. Temporary
+        conversations are never listed; with history off, none is."""
+        if not self.store_messages:
+            return []
         return [
             {k: c[k] for k in ("id", "title", "model", "updated_at")}
             # A limit past anyone's count means all (itertools.islice refuses > sys.maxsize).
@@ -193,6 +237,7 @@ class ChatService:
         conv["all_messages"] = list(public.values())
         conv["writing"] = live is not None
         conv["notice"] = self.retirement_notice(conv)  # empty unless its model is retired or absent
+        conv["temporary"] = self.is_temporary(owner, conversation_id)
         return conv
 
     def search(self, owner: Owner, query: str, limit: int = 20) -> list[dict]:
@@ -209,13 +254,15 @@ class ChatService:
                 f"this one has {len(query)}. Search for a few words instead."
             )
         limit = min(max(limit, 1), MAX_RESULTS)
+        if not self.store_messages:
+            return []
         hits = self.history.search(owner.id, search_index.words(query), limit)
         keys = ("id", "title", "model", "updated_at", "snippet", "marks", "match_in", "message_id")
         return [{k: hit[k] for k in keys} for hit in hits]
 
     def _load(self, owner: Owner, conversation_id: str) -> dict:
         try:
-            conv = self.history.get_conversation(owner.id, conversation_id)
+            conv = self._store(owner, conversation_id).get_conversation(owner.id, conversation_id)
         except store.CorruptFile:
             log.error("a conversation file is damaged and was left untouched")
             raise ServiceError(
@@ -230,7 +277,9 @@ class ChatService:
         title = " ".join(title.split())[: store.MAX_TITLE_CHARS]
         if not title:
             raise ServiceError("A title cannot be empty.")
-        row = self.history.rename_conversation(owner.id, conversation_id, title)
+        row = self._store(owner, conversation_id).rename_conversation(
+            owner.id, conversation_id, title
+        )
         if row is None:
             raise ServiceError(NOT_FOUND)
         return {k: row[k] for k in ("id", "title", "model", "updated_at")}
@@ -247,13 +296,16 @@ class ChatService:
             raise ServiceError("Only answers can be rated.")
         comment = comment.strip()[:MAX_FEEDBACK_CHARS]
         value = {"rating": rating, "comment": comment, "at": store.now()} if rating else None
-        if not self.history.update_message(owner.id, conversation_id, message_id, feedback=value):
+        kept = self._store(owner, conversation_id)
+        if not kept.update_message(owner.id, conversation_id, message_id, feedback=value):
             raise ServiceError(NO_MESSAGE)
         return {"message_id": message_id, "feedback": value}
 
     def delete_conversation(self, owner: Owner, conversation_id: str) -> bool:
         """Delete for good: the answer being written in it stops and is never saved."""
         self.stop(owner, conversation_id)
+        if self.scratch.delete_conversation(owner.id, conversation_id):
+            return True
         deleted = self.history.delete_conversation(owner.id, conversation_id)
         if deleted:  # its links go with it
             self.share_store.remove_for(owner.id, {conversation_id})
@@ -264,6 +316,7 @@ class ChatService:
         (`when_all_deleted`) to drop what they keep of them (the page's export files)."""
         for live in self.answers.owned_by(owner.id):
             live.stop()
+        self.scratch.drop(owner.id)
         deleted = self.history.delete_all_conversations(owner.id)
         self.share_store.remove_for(owner.id, None)
         for forget in self._all_deleted:
@@ -342,6 +395,8 @@ class ChatService:
         some could not be read, and `notes` (models this server lacks). Conversations
         already there are skipped silently (importing twice adds nothing); a document past
         `import_limits` is refused whole."""
+        if not self.store_messages:
+            raise ServiceError(HISTORY_OFF.format(what="nothing can be imported"))
         try:
             batch = importers.read(data, self.import_limits)
         except portability.PortabilityError as e:
@@ -428,6 +483,8 @@ class ChatService:
         """A read-only link to the conversation's shown branch as it is now (later messages
         are not in it): {id, url, created_at, title}. It names no one."""
         conv = self.conversation(owner, conversation_id)
+        if conv["temporary"]:  # a link's snapshot is a file
+            raise ServiceError(NOT_KEPT.format(what="shared"))
         keys = ("role", "content", "created_at", "model")
         messages = [{k: m.get(k) for k in keys} for m in conv["messages"]]
         link = self.share_store.create(owner.id, conv, messages)
@@ -454,6 +511,8 @@ class ChatService:
         snapshot = self.share_store.snapshot(share_id)
         if snapshot is None:
             raise ServiceError(NO_SHARE)
+        if not self.store_messages:
+            raise ServiceError(HISTORY_OFF.format(what="a link cannot be copied into it"))
         rows, parent = [], None
         for m in snapshot["messages"]:
             row = store.message_row(
@@ -507,7 +566,14 @@ class ChatService:
         return True
 
     async def send(
-        self, owner: Owner, message: str, conversation_id: str = "", model_id: str = ""
+        self,
+        owner: Owner,
+        message: str,
+        conversation_id: str = "",
+        model_id: str = "",
+        *,
+        temporary: bool = False,
+        scope: str = "",
     ) -> AsyncIterator[ChatUpdate]:
         """Store the message below the shown leaf, write the answer, follow it.
 
@@ -515,6 +581,8 @@ class ChatService:
         may show while that write is under way: `ChatUpdate.stored` says when it is done);
         the answer is stored every few seconds while it streams, and at the end marked
         complete, stopped or failed (with the reason). Leaving never stops it: see `follow`.
+        A new conversation that is `temporary` is kept in memory only, for `scope` (see
+        `new_conversation`).
         """
         text = self.check_message(message)
         if conversation_id:  # read and parsed in a worker thread: it may be large
@@ -524,6 +592,8 @@ class ChatService:
             prompt = self._system_prompt_for(owner, model)
             conv = {"id": "", "model": model.id, "messages": [], "leaf_id": None}
             conv["system_prompt"] = prompt
+            if self.temporary(temporary):
+                conv["scope"] = scope  # kept in memory (see _store_turn)
         async for update in self._write(owner, self._asked(conv, text, conv["leaf_id"])):
             yield update
 
@@ -578,7 +648,7 @@ class ChatService:
         if self.writing(owner, conversation_id):
             raise ServiceError(BUSY)
         leaf = tree.deepest(conv["messages"], message_id)
-        if not self.history.show_leaf(owner.id, conversation_id, leaf):
+        if not self._store(owner, conversation_id).show_leaf(owner.id, conversation_id, leaf):
             raise ServiceError(NOT_FOUND)
         return self.conversation(owner, conversation_id)
 
@@ -660,6 +730,17 @@ class ChatService:
         """Create the conversation if it is new, record the sharing consent, store the
         question and the answer's row. Runs in a worker thread: each write fsyncs (ms on a
         real disk), and it is one write of the conversation's file."""
+        if not turn.conv["id"] and "scope" in turn.conv:  # temporary: in memory only
+            _stamp(turn.new)
+            self.scratch.create_conversation(
+                owner.id,
+                model=turn.conv["model"],
+                conversation_id=cid,
+                messages=turn.new,
+                system_prompt=turn.conv["system_prompt"],
+                scope=turn.conv["scope"],
+            )
+            return
         if not turn.conv["id"]:  # one write: the row, its consent, the messages
             consent = self._consent(owner, model)
             _stamp(turn.new)  # after the consent's time: the messages are covered by it
@@ -672,15 +753,17 @@ class ChatService:
                 **consent,
             )
             return
-        self._record_consent(owner, cid, model)  # before the message, so that it is covered
+        kept = self._store(owner, cid)
+        if kept is self.history:  # a temporary one is never shared
+            self._record_consent(owner, cid, model)  # before the message: it is covered
         _stamp(turn.new)
         if turn.new:
-            self.history.add_messages(owner.id, cid, turn.new)
+            kept.add_messages(owner.id, cid, turn.new)
             return
         # A continued answer: incomplete again until its new end is saved, and shown.
         fields = {"incomplete": True, "notice": "", "finish_reason": None}
-        self.history.update_message(owner.id, cid, turn.answer["id"], **fields)
-        self.history.show_leaf(owner.id, cid, turn.answer["id"])
+        kept.update_message(owner.id, cid, turn.answer["id"], **fields)
+        kept.show_leaf(owner.id, cid, turn.answer["id"])
 
     async def _produce(
         self, owner: Owner, cid: str, turn: _Turn, live: Answer
@@ -707,7 +790,7 @@ class ChatService:
             async for update in updates:
                 yield update
         new = not turn.conv["id"] and update.done and not update.notice  # a new one's first
-        if new and self.model_titles:
+        if new and self.model_titles and "scope" not in turn.conv:  # never listed: no title
             self._start_title(owner, cid, model, turn.new[0]["content"])
 
     # -- titles -------------------------------------------------------------------------
@@ -780,8 +863,8 @@ class ChatService:
         notice, failed, finish = "", False, None
         saving: asyncio.Future | None = None  # a save in a worker thread, never abandoned
 
-        def save(**fields) -> None:
-            self.history.update_message(owner.id, cid, row["id"], **fields)
+        def save(**fields) -> None:  # dropped meanwhile: the store has no such file, no write
+            self._store(owner, cid).update_message(owner.id, cid, row["id"], **fields)
 
         def question_stored() -> bool:
             return stored.done() and not stored.cancelled() and stored.exception() is None
