@@ -91,13 +91,13 @@ def wire_temporary(
             service.drop_temporary(owner, request.session_hash or "")
         return {**fresh(service.default_model(owner).id), temporary.banner: gr.update(visible=on)}
 
-    def opened(cid: str, on: bool, token: str, request: gr.Request) -> dict:
+    def opened(cid: str, on: bool, token: str, request: gr.Request) -> tuple:
         """A saved conversation is on the page: Temporary chat is off, its chats dropped."""
         owner = owner_of(request, page=token)
         if not on or not cid or service.is_temporary(owner, cid):
-            return {}
+            return gr.skip(), gr.skip()
         service.drop_temporary(owner, request.session_hash or "")
-        return {temporary.switch: False, temporary.banner: gr.update(visible=False)}
+        return False, gr.update(visible=False)
 
     temporary.switch.input(None, cancels=streams, **PRIVATE)  # first: see ui._wire_chat
     temporary.switch.input(
@@ -110,5 +110,6 @@ def wire_temporary(
         opened,
         inputs=[view.conversation_id, temporary.switch, page],
         outputs=[temporary.switch, temporary.banner],
+        show_progress="hidden",  # after every answer: no flicker over the switch
         **PRIVATE,
     )

@@ -42,9 +42,11 @@ def test_a_temporary_chat_works_and_never_reaches_the_disk(stack):
     me.predict(f"A saved one about {SECRET[:5]}", "", "", api_name="/chat")  # a saved one
     started = me.predict("", True, api_name="/new_conversation")
     cid = started["id"]
-    assert started["temporary"] is True
     _, answer = me.predict(f"my code is {SECRET}", cid, "", api_name="/chat")
     assert SECRET in answer  # answered, as any conversation
+    assert SECRET not in on_disk(stack.app.data_dir)
+    assert cid not in [c["id"] for c in me.predict(api_name="/conversations")]
+    assert started["temporary"] is True
     question = me.predict(cid, api_name="/conversation")["messages"][0]
     me.predict(cid, question["id"], f"again: {SECRET}", api_name="/edit")
     me.predict(cid, "", api_name="/retry")
@@ -127,10 +129,11 @@ def test_with_history_off_nothing_is_written_and_nothing_listed(history_off):
     me = Client(history_off.app.url, verbose=False)
     cid, answer = me.predict(f"remember {SECRET}", "", "", api_name="/chat")
     assert SECRET in answer
+    assert SECRET not in on_disk(history_off.app.data_dir)
+    assert me.predict(api_name="/conversations") == []
     me.predict(f"and {SECRET} again", cid, "", api_name="/chat")  # its conversation goes on
     assert len(me.predict(cid, api_name="/conversation")["messages"]) == 4
     assert me.predict("", api_name="/new_conversation")["temporary"] is True
-    assert me.predict(api_name="/conversations") == []
     assert "History is off" in error_of(me.predict, '{"conversations": []}', api_name="/import")
     assert SECRET not in on_disk(history_off.app.data_dir)
     privacy = httpx.get(history_off.app.url + "privacy").text
