@@ -16,7 +16,7 @@ from functools import partial
 
 import gradio as gr
 
-from . import ui_temporary, ui_tree
+from . import ui_markdown, ui_temporary, ui_tree
 from .accounts import DECLINED
 from .doors import OwnerOf
 from .service import ChatService, ServiceError
@@ -45,6 +45,7 @@ CSS = (
 """
     + ui_tree.CSS
     + ui_temporary.CSS
+    + ui_markdown.CSS
 )
 
 # Tells the person when this browser refuses the session cookie (e.g. third-party cookies
@@ -282,6 +283,7 @@ def _shown(view: ChatView, conv: dict) -> dict:
         view.delete: gr.update(visible=True),
         view.confirm: gr.update(visible=False),
         **buttons(view, conv),
+        **({} if conv["temporary"] else {view.temporary: False}),  # a saved one: ui_temporary
     }
     if writing:
         out[view.follow] = f"{conv['id']} {time.time()}"

@@ -39,9 +39,15 @@ def file_name(title: str) -> str:
 
 
 def build_markdown_button() -> tuple[gr.Button, gr.Textbox]:
-    """The button, and where the page receives the file's name and text."""
-    button = gr.Button("⬇ Markdown", size="sm", elem_id="export-markdown", visible=False)
+    """The button (shown under a conversation with messages: see CSS), and where the page
+    receives the file's name and text."""
+    button = gr.Button("⬇ Markdown", size="sm", elem_id="export-markdown")
     return button, gr.Textbox(visible="hidden", elem_id="markdown-payload")
+
+
+# Hidden while the chat is empty, by the page itself: showing and hiding it from the server
+# would add an event to every new conversation.
+CSS = "body:has(#chatbot .placeholder-content) #export-markdown { display: none; }\n"
 
 
 def wire_markdown(
@@ -52,10 +58,13 @@ def wire_markdown(
     button: gr.Button,
     payload: gr.Textbox,
 ) -> None:
-    """The button shows while a conversation is open; a click downloads it."""
+    """A click downloads the open conversation."""
 
     def export(cid: str, token: str, request: gr.Request) -> str:
         owner = owner_of(request, page=token)
+        if not cid:  # a first answer still being saved
+            gr.Warning("Nothing to download yet: wait until the answer is written.")
+            return ""
         try:
             conv = service.conversation(owner, cid)
             text = service.export_markdown(owner, cid)
@@ -64,9 +73,6 @@ def wire_markdown(
             return ""
         return json.dumps({"name": file_name(conv["title"]), "text": text})
 
-    conversation_id.change(
-        lambda cid: gr.update(visible=bool(cid)), conversation_id, button, **PRIVATE
-    )
     button.click(export, inputs=[conversation_id, page], outputs=payload, **PRIVATE).then(
         None, inputs=payload, js=SAVE_JS, **PRIVATE
     )

@@ -3,11 +3,12 @@
 A temporary conversation is kept by the service in memory only (chat/scratch.py), for this
 page (its Gradio session): the page drops it when it closes (`demo.unload`), when the switch
 is turned off, and when a saved conversation is opened. With PARLOR_STORE_MESSAGES=false
-every conversation is one: the switch is not offered, and the banner always shows.
+every conversation is one: the switch is not offered, and the banner always says so.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import gradio as gr
@@ -18,11 +19,11 @@ from .service import ChatService
 PRIVATE = {"api_visibility": "private"}
 
 TEMPORARY = (
-    "🕶️ **Temporary chat: not saved.** It is not in your history, your exports or search, "
+    "**Temporary chat: not saved.** It is not in your history, your exports or search, "
     "and it is gone when you close this page or turn Temporary chat off."
 )
 HISTORY_OFF = (
-    "🕶️ **History is off on this server: this chat is not saved.** "
+    "**History is off on this server: this chat is not saved.** "
     "It is gone when you close or reload this page."
 )
 SIDEBAR_HISTORY_OFF = "*History is off on this server: conversations are not saved.*"
@@ -57,8 +58,7 @@ def build_temporary_switch(service: ChatService) -> TemporarySwitch:
         visible=not always,
         container=False,
     )
-    said = HISTORY_OFF if always else TEMPORARY
-    banner = gr.Markdown(said, visible=always, elem_id="temporary-banner")
+    banner = gr.Markdown(HISTORY_OFF if always else "", elem_id="temporary-banner")
     return TemporarySwitch(switch, banner)
 
 
@@ -72,9 +72,11 @@ def wire_temporary(
     fresh,
     streams: list,
 ) -> None:
-    """Turning the switch on or off starts a new chat (off: the page's temporary chats are
-    forgotten); opening a saved conversation turns it off; closing the page forgets them.
-    `fresh()` is the page's empty new chat; `streams` the events that stream answers."""
+    """Turning the switch on or off starts a new chat; off (by hand, or because a saved
+    conversation was opened: ui._shown), the page's temporary chats are forgotten; closing
+    the page forgets them too. `fresh(model_id)` is the page's empty new chat; `streams`
+    the events that stream answers. No event runs per message: the banner follows the
+    switch in the page itself."""
 
     def closed(request: gr.Request) -> None:
         """The page closed: its temporary chats go. Only their owner's page drops them (its
@@ -85,31 +87,17 @@ def wire_temporary(
     if not service.store_messages:  # every chat is temporary: only closing the page drops
         return
 
-    def switched(on: bool, token: str, request: gr.Request) -> dict:
-        owner = owner_of(request, page=token)
-        if not on:
-            service.drop_temporary(owner, request.session_hash or "")
-        return {**fresh(service.default_model(owner).id), temporary.banner: gr.update(visible=on)}
+    def switched(token: str, request: gr.Request) -> dict:
+        return fresh(service.default_model(owner_of(request, page=token)).id)
 
-    def opened(cid: str, on: bool, token: str, request: gr.Request) -> tuple:
-        """A saved conversation is on the page: Temporary chat is off, its chats dropped."""
-        owner = owner_of(request, page=token)
-        if not on or not cid or service.is_temporary(owner, cid):
-            return gr.skip(), gr.skip()
-        service.drop_temporary(owner, request.session_hash or "")
-        return False, gr.update(visible=False)
+    def turned(on: bool, token: str, request: gr.Request) -> None:
+        if not on:
+            service.drop_temporary(owner_of(request, page=token), request.session_hash or "")
 
     temporary.switch.input(None, cancels=streams, **PRIVATE)  # first: see ui._wire_chat
-    temporary.switch.input(
-        switched,
-        inputs=[temporary.switch, page],
-        outputs=[*view.all(), temporary.banner],
-        **PRIVATE,
-    )
-    view.conversation_id.change(
-        opened,
-        inputs=[view.conversation_id, temporary.switch, page],
-        outputs=[temporary.switch, temporary.banner],
-        show_progress="hidden",  # after every answer: no flicker over the switch
-        **PRIVATE,
+    temporary.switch.input(switched, inputs=page, outputs=view.all(), **PRIVATE)
+    temporary.switch.change(turned, inputs=[temporary.switch, page], **PRIVATE)
+    banner = f"(on) => on ? {json.dumps(TEMPORARY)} : ''"
+    temporary.switch.change(
+        None, inputs=temporary.switch, outputs=temporary.banner, js=banner, **PRIVATE
     )
