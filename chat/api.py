@@ -133,20 +133,16 @@ def register_api(service: ChatService, owner_of: OwnerOf) -> None:
         message: str,
         conversation_id: str = "",
         model_id: str = "",
-        temporary: bool = False,
         request: gr.Request = None,
         oauth_token: gr.OAuthToken | None = None,
     ) -> tuple[str, str]:
-        """Send a message and stream the answer; an empty conversation_id starts a new one
-        (a `temporary` one: never saved, as with /new_conversation)."""
+        """Send a message and stream the answer; an empty conversation_id starts a new one."""
         message = text(message, "message")
         conversation_id = text(conversation_id, "conversation_id", stored=False)
         model_id = text(model_id, "model_id")
-        temporary = _flag(temporary)
         owner = await owner_off_loop(owner_of, request, oauth_token)
-        updates = service.send(
-            owner, message, conversation_id, model_id, temporary=temporary, scope=_scope(request)
-        )
+        # with history off, a new conversation is kept for this client (chat/scratch.py)
+        updates = service.send(owner, message, conversation_id, model_id, scope=_scope(request))
         async for frame in _frames(updates):
             yield frame
 

@@ -153,7 +153,7 @@ class ChatService:
         `scope` (the page that made it: see `drop_temporary`)."""
         model = self._model_for_new(model_id) if model_id else self.default_model(owner)
         prompt = self._system_prompt_for(owner, model)
-        if self.temporary(temporary):
+        if self._in_memory(temporary):
             return self.scratch.create_conversation(
                 owner.id, model=model.id, system_prompt=prompt, scope=scope
             ) | {"temporary": True}
@@ -162,7 +162,7 @@ class ChatService:
 
     # -- temporary conversations (chat/scratch.py) ---------------------------------------
 
-    def temporary(self, asked: bool = False) -> bool:
+    def _in_memory(self, asked: bool = False) -> bool:
         """Whether a new conversation is temporary: when `asked`, or always when the
         deployment stores no messages."""
         return asked or not self.store_messages
@@ -592,7 +592,7 @@ class ChatService:
             prompt = self._system_prompt_for(owner, model)
             conv = {"id": "", "model": model.id, "messages": [], "leaf_id": None}
             conv["system_prompt"] = prompt
-            if self.temporary(temporary):
+            if self._in_memory(temporary):
                 conv["scope"] = scope  # kept in memory (see _store_turn)
         async for update in self._write(owner, self._asked(conv, text, conv["leaf_id"])):
             yield update
@@ -730,27 +730,19 @@ class ChatService:
         """Create the conversation if it is new, record the sharing consent, store the
         question and the answer's row. Runs in a worker thread: each write fsyncs (ms on a
         real disk), and it is one write of the conversation's file."""
-        if not turn.conv["id"] and "scope" in turn.conv:  # temporary: in memory only
-            _stamp(turn.new)
-            self.scratch.create_conversation(
-                owner.id,
-                model=turn.conv["model"],
-                conversation_id=cid,
-                messages=turn.new,
-                system_prompt=turn.conv["system_prompt"],
-                scope=turn.conv["scope"],
-            )
-            return
         if not turn.conv["id"]:  # one write: the row, its consent, the messages
-            consent = self._consent(owner, model)
+            if "scope" in turn.conv:  # temporary: in memory only, never shared
+                new_in, extra = self.scratch, {"scope": turn.conv["scope"]}
+            else:
+                new_in, extra = self.history, self._consent(owner, model)
             _stamp(turn.new)  # after the consent's time: the messages are covered by it
-            self.history.create_conversation(
+            new_in.create_conversation(
                 owner.id,
                 model=turn.conv["model"],
                 conversation_id=cid,
                 messages=turn.new,
                 system_prompt=turn.conv["system_prompt"],
-                **consent,
+                **extra,
             )
             return
         kept = self._store(owner, cid)

@@ -14,6 +14,7 @@ import pytest
 from gradio_client import Client
 from scripted_server import ScriptedServer
 from test_browser_tree import Stack, scripted_stack
+from test_http_api import gradio, person, post
 from test_privacy import error_of
 from test_service import _service
 
@@ -57,8 +58,8 @@ def test_a_temporary_chat_works_and_never_reaches_the_disk(stack):
     assert back["messages"][0]["content"] == f"my code is {SECRET}"
     me.predict(cid, back["messages"][1]["id"], "up", SECRET, api_name="/feedback")
     assert SECRET in me.predict(cid, api_name="/export_markdown")
-    # a one-call temporary chat: /chat with temporary=True
-    other, _ = me.predict(f"{SECRET} once more", "", "", True, api_name="/chat")
+    other = me.predict("", True, api_name="/new_conversation")["id"]
+    me.predict(f"{SECRET} once more", other, "", api_name="/chat")
 
     listed = [c["id"] for c in me.predict(api_name="/conversations")]
     assert len(listed) == 1 and cid not in listed and other not in listed
@@ -79,10 +80,22 @@ def test_a_temporary_chat_works_and_never_reaches_the_disk(stack):
     assert me.predict(other, api_name="/conversation")["temporary"] is True
 
 
+def test_a_temporary_chat_over_plain_http(stack):
+    with person(stack.app) as c:
+        said = post(c, "api/chat", {"message": f"plain {SECRET}", "temporary": True})
+        kind, (cid, answer) = said[-1]
+        assert kind == "complete" and SECRET in answer
+        me = gradio(stack.app, c)
+        assert me.predict(cid, api_name="/conversation")["temporary"] is True
+        assert me.predict(api_name="/conversations") == []
+    assert SECRET not in on_disk(stack.app.data_dir)
+
+
 def test_a_temporary_chat_goes_when_its_page_closes(stack):
     """Closing a page (its heartbeat stream ends) drops the temporary chats it made."""
     me = Client(stack.app.url, verbose=False)
-    cid, _ = me.predict(f"{SECRET} for this page", "", "", True, api_name="/chat")
+    cid = me.predict("", True, api_name="/new_conversation")["id"]
+    me.predict(f"{SECRET} for this page", cid, "", api_name="/chat")
     beat = f"{stack.app.url}gradio_api/heartbeat/{me.session_hash}"
     with httpx.Client(cookies=cookie_of(me)) as page:
         with page.stream("GET", beat) as alive:
