@@ -93,6 +93,20 @@ def detected(detector: Detector, value: object, model_id: object) -> dict:
         raise _refuse(str(e)) from None
 
 
+def _flag(value: object) -> bool:
+    """A true/false argument as sent by any client (left out: false)."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _refuse("'temporary' must be true or false.")
+    return value
+
+
+def _scope(request: gr.Request | None) -> str:
+    """What a temporary conversation is kept for: the client's session (see chat/scratch.py)."""
+    return str(getattr(request, "session_hash", "") or "")
+
+
 def register_api(service: ChatService, owner_of: OwnerOf, detector: Detector | None = None) -> None:
     """Declare the public endpoints inside the current `gr.Blocks` context (`detector`:
     /detect_watermark, which needs no identity).
@@ -110,11 +124,21 @@ def register_api(service: ChatService, owner_of: OwnerOf, detector: Detector | N
         return service.models(await owner_off_loop(owner_of, request, oauth_token))
 
     def new_conversation(
-        model_id: str = "", request: gr.Request = None, oauth_token: gr.OAuthToken | None = None
+        model_id: str = "",
+        temporary: bool = False,
+        request: gr.Request = None,
+        oauth_token: gr.OAuthToken | None = None,
     ) -> dict:
-        """Start an empty conversation with a model (the default one when model_id is empty)."""
+        """Start an empty conversation with a model (the default one when model_id is empty).
+        A `temporary` one is never saved: not listed, searched or exported, and forgotten a
+        day after its last message (or by /delete_conversation)."""
         model_id = text(model_id, "model_id")
-        return _guard(lambda: service.new_conversation(owner_of(request, oauth_token), model_id))
+        owner = owner_of(request, oauth_token)
+        return _guard(
+            lambda: service.new_conversation(
+                owner, model_id, temporary=_flag(temporary), scope=_scope(request)
+            )
+        )
 
     # Gradio reads the return annotation to type the endpoint's outputs: this streams
     # [conversation_id, answer_so_far] pairs, the last one holding the whole answer.
@@ -130,7 +154,9 @@ def register_api(service: ChatService, owner_of: OwnerOf, detector: Detector | N
         conversation_id = text(conversation_id, "conversation_id", stored=False)
         model_id = text(model_id, "model_id")
         owner = await owner_off_loop(owner_of, request, oauth_token)
-        async for frame in _frames(service.send(owner, message, conversation_id, model_id)):
+        # with history off, a new conversation is kept for this client (chat/scratch.py)
+        updates = service.send(owner, message, conversation_id, model_id, scope=_scope(request))
+        async for frame in _frames(updates):
             yield frame
 
     async def retry(

@@ -42,7 +42,7 @@ PATH = "/api/chat"
 FOLLOW_PATH = "/api/follow"
 BAD_REQUEST = (
     'Send a JSON object such as {"message": "Hello!", "conversation_id": ""}; its fields: '
-    "message, conversation_id, model_id, edit_of, retry_of."
+    "message, conversation_id, model_id, edit_of, retry_of, temporary."
 )
 BAD_FOLLOW = 'Send a JSON object such as {"conversation_id": "..."}.'
 EDIT_AND_RETRY = "Send edit_of or retry_of, not both: an edit is answered afresh anyway."
@@ -67,6 +67,7 @@ class ChatRequest(BaseModel):
     model_id: str = ""
     edit_of: str = ""
     retry_of: str = ""
+    temporary: bool = False  # a new conversation never written to disk (chat/scratch.py)
 
 
 class FollowRequest(BaseModel):
@@ -148,7 +149,9 @@ def _chat_updates(
         return service.retry(owner, body.conversation_id, body.retry_of)
     if body.edit_of:
         return service.edit(owner, body.conversation_id, body.edit_of, body.message)
-    return service.send(owner, body.message, body.conversation_id, body.model_id)
+    return service.send(
+        owner, body.message, body.conversation_id, body.model_id, temporary=body.temporary
+    )
 
 
 Body = TypeVar("Body", bound=BaseModel)

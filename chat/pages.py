@@ -130,6 +130,25 @@ def _watermarks(service: ChatService) -> str:
     )
 
 
+HISTORY_OFF = (
+    "<p><strong>History is off on this server:</strong> your conversations are never written "
+    "to its disk. Each one is kept in the server's memory only while its page is open, to "
+    "write the answers, and is gone when you close or reload the page. Nothing is listed, "
+    "searched or exported.</p>"
+)
+TEMPORARY = (
+    "<h2>Temporary chats</h2><p>Turn on <em>Temporary chat</em> for a conversation that is "
+    "never written to disk: it is kept in the server's memory only while its page is open, "
+    "is not listed, searched, exported or shared, and is gone when you close the page or "
+    "turn Temporary chat off.</p>"
+)
+
+
+def _kept(service: ChatService) -> str:
+    """What the page says of temporary chats, or that history is off."""
+    return TEMPORARY if service.store_messages else HISTORY_OFF
+
+
 def privacy_page(
     service: ChatService,
     *,
@@ -145,10 +164,13 @@ def privacy_page(
         for m in service.models()
     )
     where = (
-        "on this server's disk, which is wiped when the server restarts: history here is "
-        "<strong>not</strong> kept across restarts"
+        "in this server's memory only, for you only, never on its disk (see below)"
+        if not service.store_messages
+        else "on this server's disk, in a folder of its own that only you can reach; the disk "
+        "is wiped when the server restarts: history here is <strong>not</strong> kept across "
+        "restarts"
         if ephemeral
-        else "in files on this server's disk"
+        else "in files on this server's disk, in a folder of its own that only you can reach"
     )
     identity = (
         "If you sign in with Hugging Face, your conversations are tied to your account's "
@@ -185,8 +207,9 @@ def privacy_page(
 <p>Parlor keeps your conversations for one purpose: to show them back to you.</p>
 <h2>What is stored, and where</h2>
 <p>Each conversation you have (your messages, the answers, the model used, the times) is stored
-{where}, in a folder of its own that only you can reach. Nothing else about you is stored.
+{where}. Nothing else about you is stored.
 Message text is never written to the server's logs, and no analytics are collected.</p>
+{_kept(service)}
 <h2>Who can see it</h2>
 <p>Only you. {identity}Without signing in, you are known by a random id kept in a cookie of
 this browser: your history is tied to this browser, and is lost to you if you clear its

@@ -83,6 +83,7 @@ def create_app(
         frame_budget=settings.stream_frame_budget,
         answer_limits=(settings.max_answers_per_person, settings.max_answers),
         model_titles=settings.model_titles,
+        store_messages=settings.store_messages,
         import_limits=settings.import_limits,
     )
     secret = settings.signing_secret()

@@ -31,6 +31,7 @@ from .endpoints import ChatError, Endpoints, Finish
 from .identity import Owner
 from .locks import KeyedLocks
 from .prompt import build_messages
+from .scratch import Scratch
 from .settings import ImportLimits
 from .shares import Shares
 
@@ -39,6 +40,8 @@ log = logging.getLogger("parlor.service")
 NOT_FOUND = "conversation not found"
 NO_MESSAGE = "message not found"
 NO_SHARE = "share link not found"
+NOT_KEPT = "This is a temporary chat: it is never saved, so it cannot be {what}."
+HISTORY_OFF = "History is off on this server: conversations are never saved, so {what}."
 FEEDBACK_RATINGS = ("up", "down", "")
 MAX_FEEDBACK_CHARS = 2000
 STOPPED = "Stopped."
@@ -76,6 +79,7 @@ class ChatService:
         import_limits: ImportLimits | None = None,
         answer_limits: tuple[int, int] = (4, 1000),
         model_titles: bool = True,
+        store_messages: bool = True,
     ) -> None:
         self.data_sharing = data_sharing
         self.import_limits = import_limits or ImportLimits(message_chars=max_message_chars)
@@ -93,6 +97,10 @@ class ChatService:
         # titles being written, by (owner id, conversation id); kept referenced
         self._titling: dict[tuple[str, str], asyncio.Future] = {}
         self.model_titles = model_titles
+        # Temporary conversations, in memory only (chat/scratch.py): every one of them when
+        # the deployment stores no messages.
+        self.scratch = Scratch()
+        self.store_messages = store_messages
 
     # -- models -------------------------------------------------------------------------
 
@@ -150,10 +158,43 @@ class ChatService:
 
     # -- conversations ------------------------------------------------------------------
 
-    def new_conversation(self, owner: Owner, model_id: str = "") -> dict:
+    def new_conversation(
+        self, owner: Owner, model_id: str = "", *, temporary: bool = False, scope: str = ""
+    ) -> dict:
+        """An empty conversation; a `temporary` one (never written to disk) is kept for
+        `scope` (the page that made it: see `drop_temporary`)."""
         model = self._model_for_new(model_id, owner) if model_id else self.default_model(owner)
         prompt = self._system_prompt_for(owner, model)
-        return self.history.create_conversation(owner.id, model=model.id, system_prompt=prompt)
+        if self._in_memory(temporary):
+            return self.scratch.create_conversation(
+                owner.id, model=model.id, system_prompt=prompt, scope=scope
+            ) | {"temporary": True}
+        row = self.history.create_conversation(owner.id, model=model.id, system_prompt=prompt)
+        return row | {"temporary": False}
+
+    # -- temporary conversations (chat/scratch.py) ---------------------------------------
+
+    def _in_memory(self, asked: bool = False) -> bool:
+        """Whether a new conversation is temporary: when `asked`, or always when the
+        deployment stores no messages."""
+        return asked or not self.store_messages
+
+    def is_temporary(self, owner: Owner, conversation_id: str) -> bool:
+        return self.scratch.holds(owner.id, conversation_id)
+
+    def drop_temporary(self, owner: Owner, scope: str | None = None) -> int:
+        """Forget the person's temporary conversations kept for `scope` (a page that closed
+        or turned Temporary chat off; None: all of them), stopping their answers. How many."""
+        gone = self.scratch.drop(owner.id, scope)
+        for cid in gone:
+            self.stop(owner, cid)
+        return len(gone)
+
+    def _store(self, owner: Owner, conversation_id: str) -> store.History | Scratch:
+        """Where this conversation of the person's is kept: in memory (temporary) or on disk."""
+        if self.scratch.holds(owner.id, conversation_id):
+            return self.scratch
+        return self.history
 
     def default_model(self, owner: Owner) -> Model:
         """The person's default model while it can be used, else the deployment's."""
@@ -180,7 +221,10 @@ class ChatService:
             return {}
 
     def conversations(self, owner: Owner, limit: int = 0) -> list[dict]:
-        """Newest first: all of them, or the newest `limit` (a page) when limit > 0."""
+        """Newest first: all of them, or the newest `limit` (a page) when limit > 0. Temporary
+        conversations are never listed; with history off, none is."""
+        if not self.store_messages:
+            return []
         return [
             {k: c[k] for k in ("id", "title", "model", "updated_at")}
             # A limit past anyone's count means all (itertools.islice refuses > sys.maxsize).
@@ -209,6 +253,7 @@ class ChatService:
         conv["all_messages"] = list(public.values())
         conv["writing"] = live is not None
         conv["notice"] = self.retirement_notice(conv)  # empty unless its model is retired or absent
+        conv["temporary"] = self.is_temporary(owner, conversation_id)
         return conv
 
     def search(self, owner: Owner, query: str, limit: int = 20) -> list[dict]:
@@ -225,13 +270,15 @@ class ChatService:
                 f"this one has {len(query)}. Search for a few words instead."
             )
         limit = min(max(limit, 1), MAX_RESULTS)
+        if not self.store_messages:
+            return []
         hits = self.history.search(owner.id, search_index.words(query), limit)
         keys = ("id", "title", "model", "updated_at", "snippet", "marks", "match_in", "message_id")
         return [{k: hit[k] for k in keys} for hit in hits]
 
     def _load(self, owner: Owner, conversation_id: str) -> dict:
         try:
-            conv = self.history.get_conversation(owner.id, conversation_id)
+            conv = self._store(owner, conversation_id).get_conversation(owner.id, conversation_id)
         except store.CorruptFile:
             log.error("a conversation file is damaged and was left untouched")
             raise ServiceError(
@@ -246,7 +293,9 @@ class ChatService:
         title = " ".join(title.split())[: store.MAX_TITLE_CHARS]
         if not title:
             raise ServiceError("A title cannot be empty.")
-        row = self.history.rename_conversation(owner.id, conversation_id, title)
+        row = self._store(owner, conversation_id).rename_conversation(
+            owner.id, conversation_id, title
+        )
         if row is None:
             raise ServiceError(NOT_FOUND)
         return {k: row[k] for k in ("id", "title", "model", "updated_at")}
@@ -263,13 +312,16 @@ class ChatService:
             raise ServiceError("Only answers can be rated.")
         comment = comment.strip()[:MAX_FEEDBACK_CHARS]
         value = {"rating": rating, "comment": comment, "at": store.now()} if rating else None
-        if not self.history.update_message(owner.id, conversation_id, message_id, feedback=value):
+        kept = self._store(owner, conversation_id)
+        if not kept.update_message(owner.id, conversation_id, message_id, feedback=value):
             raise ServiceError(NO_MESSAGE)
         return {"message_id": message_id, "feedback": value}
 
     def delete_conversation(self, owner: Owner, conversation_id: str) -> bool:
         """Delete for good: the answer being written in it stops and is never saved."""
         self.stop(owner, conversation_id)
+        if self.scratch.delete_conversation(owner.id, conversation_id):
+            return True
         deleted = self.history.delete_conversation(owner.id, conversation_id)
         if deleted:  # its links go with it
             self.share_store.remove_for(owner.id, {conversation_id})
@@ -280,6 +332,7 @@ class ChatService:
         (`when_all_deleted`) to drop what they keep of them (the page's export files)."""
         for live in self.answers.owned_by(owner.id):
             live.stop()
+        self.scratch.drop(owner.id)
         deleted = self.history.delete_all_conversations(owner.id)
         self.share_store.remove_for(owner.id, None)
         for forget in self._all_deleted:
@@ -358,6 +411,8 @@ class ChatService:
         some could not be read, and `notes` (models this server lacks). Conversations
         already there are skipped silently (importing twice adds nothing); a document past
         `import_limits` is refused whole."""
+        if not self.store_messages:
+            raise ServiceError(HISTORY_OFF.format(what="nothing can be imported"))
         try:
             batch = importers.read(data, self.import_limits)
         except portability.PortabilityError as e:
@@ -444,6 +499,8 @@ class ChatService:
         """A read-only link to the conversation's shown branch as it is now (later messages
         are not in it): {id, url, created_at, title}. It names no one."""
         conv = self.conversation(owner, conversation_id)
+        if conv["temporary"]:  # a link's snapshot is a file
+            raise ServiceError(NOT_KEPT.format(what="shared"))
         keys = ("role", "content", "created_at", "model")
         messages = [{k: m.get(k) for k in keys} for m in conv["messages"]]
         link = self.share_store.create(owner.id, conv, messages)
@@ -470,6 +527,8 @@ class ChatService:
         snapshot = self.share_store.snapshot(share_id)
         if snapshot is None:
             raise ServiceError(NO_SHARE)
+        if not self.store_messages:
+            raise ServiceError(HISTORY_OFF.format(what="a link cannot be copied into it"))
         rows, parent = [], None
         for m in snapshot["messages"]:
             row = store.message_row(
@@ -523,7 +582,14 @@ class ChatService:
         return True
 
     async def send(
-        self, owner: Owner, message: str, conversation_id: str = "", model_id: str = ""
+        self,
+        owner: Owner,
+        message: str,
+        conversation_id: str = "",
+        model_id: str = "",
+        *,
+        temporary: bool = False,
+        scope: str = "",
     ) -> AsyncIterator[ChatUpdate]:
         """Store the message below the shown leaf, write the answer, follow it.
 
@@ -531,6 +597,8 @@ class ChatService:
         may show while that write is under way: `ChatUpdate.stored` says when it is done);
         the answer is stored every few seconds while it streams, and at the end marked
         complete, stopped or failed (with the reason). Leaving never stops it: see `follow`.
+        A new conversation that is `temporary` is kept in memory only, for `scope` (see
+        `new_conversation`).
         """
         text = self.check_message(message)
         if conversation_id:  # read and parsed in a worker thread: it may be large
@@ -540,6 +608,8 @@ class ChatService:
             prompt = self._system_prompt_for(owner, model)
             conv = {"id": "", "model": model.id, "messages": [], "leaf_id": None}
             conv["system_prompt"] = prompt
+            if self._in_memory(temporary):
+                conv["scope"] = scope  # kept in memory (see _store_turn)
         async for update in self._write(owner, self._asked(conv, text, conv["leaf_id"])):
             yield update
 
@@ -594,7 +664,7 @@ class ChatService:
         if self.writing(owner, conversation_id):
             raise ServiceError(BUSY)
         leaf = tree.deepest(conv["messages"], message_id)
-        if not self.history.show_leaf(owner.id, conversation_id, leaf):
+        if not self._store(owner, conversation_id).show_leaf(owner.id, conversation_id, leaf):
             raise ServiceError(NOT_FOUND)
         return self.conversation(owner, conversation_id)
 
@@ -680,28 +750,33 @@ class ChatService:
         question and the answer's row. Runs in a worker thread: each write fsyncs (ms on a
         real disk), and it is one write of the conversation's file."""
         if not turn.conv["id"]:  # one write: the row, its consent, the messages
-            consent = self._consent(owner, model)
+            if "scope" in turn.conv:  # temporary: in memory only, never shared
+                new_in, extra = self.scratch, {"scope": turn.conv["scope"]}
+            else:
+                new_in, extra = self.history, self._consent(owner, model)
             _stamp(turn.new)  # after the consent's time: the messages are covered by it
-            self.history.create_conversation(
+            new_in.create_conversation(
                 owner.id,
                 model=turn.conv["model"],
                 conversation_id=cid,
                 messages=turn.new,
                 system_prompt=turn.conv["system_prompt"],
-                **consent,
+                **extra,
             )
             return
-        self._record_consent(owner, cid, model)  # before the message, so that it is covered
+        kept = self._store(owner, cid)
+        if kept is self.history:  # a temporary one is never shared
+            self._record_consent(owner, cid, model)  # before the message: it is covered
         _stamp(turn.new)
         if turn.new:
-            self.history.add_messages(owner.id, cid, turn.new)
+            kept.add_messages(owner.id, cid, turn.new)
             return
         # A continued answer: incomplete again until its new end is saved, and shown.
         fields = {"incomplete": True, "notice": "", "finish_reason": None}
         if (mark := watermark.stamp(model)) is not None and not turn.answer.get("watermark"):
             fields["watermark"] = mark  # written on by a model that marks
-        self.history.update_message(owner.id, cid, turn.answer["id"], **fields)
-        self.history.show_leaf(owner.id, cid, turn.answer["id"])
+        kept.update_message(owner.id, cid, turn.answer["id"], **fields)
+        kept.show_leaf(owner.id, cid, turn.answer["id"])
 
     async def _produce(
         self, owner: Owner, cid: str, turn: _Turn, live: Answer
@@ -724,7 +799,8 @@ class ChatService:
         stored = asyncio.ensure_future(asyncio.to_thread(self._store_turn, owner, cid, turn, model))
         stored.add_done_callback(_log_store_failure)
         answer = self._answer(owner, cid, turn.answer, stream, head, stored, live)
-        titled = not turn.conv["id"] and self.model_titles  # a new one's first answer
+        # a new one's first answer; a temporary one is never listed: no title
+        titled = not turn.conv["id"] and self.model_titles and "scope" not in turn.conv
         async with contextlib.aclosing(answer) as updates:
             async for update in updates:
                 if titled and update.done and not update.notice:  # before the page sees
@@ -812,8 +888,8 @@ class ChatService:
         notice, failed, finish = "", False, None
         saving: asyncio.Future | None = None  # a save in a worker thread, never abandoned
 
-        def save(**fields) -> None:
-            self.history.update_message(owner.id, cid, row["id"], **fields)
+        def save(**fields) -> None:  # dropped meanwhile: the store has no such file, no write
+            self._store(owner, cid).update_message(owner.id, cid, row["id"], **fields)
 
         def question_stored() -> bool:
             return stored.done() and not stored.cancelled() and stored.exception() is None

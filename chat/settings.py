@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     max_answers_per_person: int = Field(4, ge=1)
     # After a new conversation's first answer, its model writes the title in the background.
     model_titles: bool = True
+    # Off: no conversation is ever written; each one is temporary, in memory while its page
+    # is open (chat/scratch.py), and the sidebar and the privacy page say history is off.
+    store_messages: bool = True
     max_answers: int = Field(1000, ge=1)
     cookie_samesite: Literal["none", "lax", "strict"] = "none"
     cookie_secure: Literal["auto", "always", "never"] = "auto"

@@ -13,10 +13,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import gradio as gr
 
-from . import ui_sidebar, ui_tree
+from . import ui_markdown, ui_sidebar, ui_temporary, ui_tree
 from .accounts import DECLINED
 from .doors import OwnerOf, owner_off_loop
 from .identity import Owner
@@ -24,9 +25,11 @@ from .service import ChatService, ServiceError
 from .ui_answers import PRIVATE, buttons, wire_answers
 from .ui_data import DataPanel, build_data_panel
 from .ui_feedback import LATEX_DELIMITERS, build_feedback_box, feedback_values, wire_feedback
+from .ui_markdown import build_markdown_button, wire_markdown
 from .ui_settings import build_settings_panel, build_welcome
 from .ui_share import build_share_controls, wire_shares
 from .ui_sidebar import PAGE, SIDEBAR_JS, Sidebar, build_sidebar, found_value, listing_value
+from .ui_temporary import build_temporary_switch, history_off_note, wire_temporary
 from .ui_tree import BRANCH_JS, REDRAW_JS, layout
 
 CSS = (
@@ -48,6 +51,8 @@ CSS = (
 """
     + ui_tree.CSS
     + ui_sidebar.CSS
+    + ui_temporary.CSS
+    + ui_markdown.CSS
 )
 
 # Tells the person when this browser refuses the session cookie (e.g. third-party cookies
@@ -112,6 +117,7 @@ class ChatView:
     branches: gr.Textbox  # the switchers, for the page to draw (ui_tree.BRANCH_JS)
     pick: gr.Textbox  # the message a switcher was clicked to show, written by the page
     follow: gr.Textbox  # "<conversation id> <time>": follow the answer being written in it
+    temporary: gr.Checkbox  # Temporary chat: a new conversation is never saved (ui_temporary)
 
     def all(self) -> list:
         return list(vars(self).values())
@@ -145,7 +151,8 @@ def build_ui(
                     elem_id="login-in-tab",
                 )
             new_chat = gr.Button("+ New chat", variant="primary", elem_id="new-chat")
-            side = build_sidebar()
+            history_off_note(service)  # PARLOR_STORE_MESSAGES=false: in place of the list
+            side = build_sidebar(history=service.store_messages)
             data_panel = build_data_panel(service)
             settings_panel = build_settings_panel(service)
             gr.Markdown("[Models](models) · [Privacy](privacy)", elem_classes="parlor-links")
@@ -154,6 +161,7 @@ def build_ui(
             gr.Markdown(footer, elem_id="banner", visible=bool(footer))
             settings_panel.welcome, settings_panel.dismiss = build_welcome(welcome)
             cookie_warning = gr.Markdown("", elem_id="cookie-warning")
+            temporary = build_temporary_switch(service)  # chat/ui_temporary.py
             model = gr.Dropdown(
                 choices=_model_choices(service),
                 value=default.id,
@@ -195,6 +203,7 @@ def build_ui(
                     "Delete this conversation", size="sm", elem_id="delete", visible=False
                 )
                 share_controls = build_share_controls()  # share links: chat/ui_share.py
+                markdown = build_markdown_button()  # chat/ui_markdown.py
             with gr.Row(visible=False, elem_id="confirm-delete") as confirm:
                 gr.Markdown("**Delete this conversation for good?** This cannot be undone.")
                 confirm_yes = gr.Button(
@@ -223,6 +232,7 @@ def build_ui(
             gr.Textbox(visible="hidden", elem_id="branches"),
             gr.Textbox(visible="hidden", elem_id="branch-pick"),
             gr.Textbox(visible="hidden", elem_id="follow"),
+            temporary.switch,
         )
         streams = _wire_chat(service, owner_of, view, page, default.id, confirm_yes, confirm_no)
         _wire_sidebar(service, owner_of, view, side, page, streams, default.id)
@@ -232,6 +242,9 @@ def build_ui(
         )
         wire_shares(service, owner_of, page, view.conversation_id, share_controls, data_panel.links)
         settings_panel.wire(loaded, owner_of, page)
+        wire_markdown(service, owner_of, view.conversation_id, page, *markdown)
+        fresh = partial(_fresh, view)
+        wire_temporary(demo, service, owner_of, view, page, temporary, fresh, streams)
 
         def start_afresh(token: str, request: gr.Request) -> dict:
             """A new chat. The sidebar is listed again: the page may have left an answer
@@ -281,6 +294,7 @@ def _shown(view: ChatView, conv: dict) -> dict:
         view.delete: gr.update(visible=True),
         view.confirm: gr.update(visible=False),
         **buttons(view, conv),
+        **({} if conv["temporary"] else {view.temporary: False}),  # a saved one: ui_temporary
     }
     if writing:
         out[view.follow] = f"{conv['id']} {time.time()}"

@@ -84,7 +84,7 @@ def wire_answers(
 
     def moves_up(cid: str, request: gr.Request) -> bool:
         """Whether an answer in `cid` changes the sidebar's order (a new one always does)."""
-        if not cid:
+        if not cid or service.is_temporary(owner_of(request), cid):  # never listed
             return False
         newest = service.conversations(owner_of(request), limit=1)
         return not newest or newest[0]["id"] != cid
@@ -162,7 +162,8 @@ def wire_answers(
                 if u.stored and not stored:
                     stored, current = True, u.conversation_id
                     frame[view.conversation_id] = current
-                    if not cid and not u.done:  # it enters the sidebar under its title
+                    listed = not service.is_temporary(owner, current)
+                    if not cid and not u.done and listed:  # it enters the sidebar
                         frame |= await listing(request, current)
                 yield frame
         except ServiceError as e:
@@ -179,8 +180,8 @@ def wire_answers(
             last[view.message] = text  # a failed send gives the message back
         if current:
             last |= await settled(owner, current, chat, restore=not cleared)
-        if stored and (moved or not cid):  # the answered conversation is now the newest
-            last |= await listing(request, current)
+        if stored and (moved or not cid) and not service.is_temporary(owner, current):
+            last |= await listing(request, current)  # the answered one is now the newest
         if not cid and current and service.titling(owner, current):  # listed again with it
             last[view.titling] = f"{current} {time.time()}"
         yield last
@@ -192,11 +193,14 @@ def wire_answers(
         history: list,
         shown: dict,
         token: str,
+        temporary: bool,
         request: gr.Request,
     ):
         above = [*history, {"role": "user", "content": (text or "").strip()}]
         owner = await owner_off_loop(owner_of, request, page=token)  # may ask the Hub
-        updates = service.send(owner, text, cid, model_id)
+        # a temporary chat is kept for this page only (chat/ui_temporary.py)
+        scope = request.session_hash or ""
+        updates = service.send(owner, text, cid, model_id, temporary=temporary, scope=scope)
         staying = kept(shown, len(history))
         async for out in answer(request, owner, updates, above, cid, text, staying):
             yield out
@@ -260,6 +264,7 @@ def wire_answers(
 
     def send_on(trigger: Callable) -> None:
         inputs = [view.message, view.conversation_id, view.model, view.chatbot, view.shown, page]
+        inputs.append(view.temporary)  # the Temporary chat switch
         streams.append(trigger(respond, inputs=inputs, **streaming))
 
     send_on(view.message.submit)

@@ -36,14 +36,16 @@ class Sidebar:
     titling: gr.Textbox  # "<conversation id> <time>": list again once its title is written
 
 
-def build_sidebar() -> Sidebar:
-    """The sidebar's components, where the conversations are listed."""
+def build_sidebar(*, history: bool = True) -> Sidebar:
+    """The sidebar's components, where the conversations are listed (no search box where
+    no `history` is kept)."""
     search = gr.Textbox(
         placeholder="Search conversations",
         show_label=False,
         elem_id="sidebar-search",
         container=False,
         max_length=500,
+        visible=history,
     )
     gr.HTML('<nav id="conversations" aria-label="Conversations"></nav>', padding=False)
     more = gr.Button(
