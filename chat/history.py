@@ -926,6 +926,57 @@ class History:
             rows = db.table("settings").all()
         return dict(rows[0]) if rows else {}
 
+    # -- share links: the files (chat/shares.py holds their rules) ------------------------
+
+    def _snapshot_path(self, share_id: str) -> Path:
+        return self.root.parent / "shares" / f"{share_id}.json"
+
+    def _links_path(self, owner: str) -> Path:
+        return self._owner_dir(owner) / "shares.json"
+
+    def save_share(self, owner: str, link: dict, snapshot: dict, messages: list[dict]) -> None:
+        """<data_dir>/shares/<id>.json holds the snapshot (tables "share" and "messages");
+        the owner's shares.json lists the link (table "shares")."""
+        with self._open(self._snapshot_path(link["id"])) as db:
+            db.table("share").insert(snapshot)
+            db.table("messages").insert_multiple(messages)
+        self.list_shares(owner, [link])
+
+    def share_links(self, owner: str) -> list[dict]:
+        path = self._links_path(owner)
+        if not path.exists():
+            return []
+        with self._open(path) as db:
+            return [dict(r) for r in db.table("shares").all()]
+
+    def share_snapshot(self, share_id: str) -> dict | None:
+        path = self._snapshot_path(share_id)
+        if not path.exists():
+            return None
+        with self._open(path) as db:
+            rows = db.table("share").all()
+            messages = [dict(m) for m in db.table("messages").all()]
+        return {**rows[0], "messages": messages} if rows else None
+
+    def drop_shares(self, owner: str, keep) -> list[str]:
+        path = self._links_path(owner)
+        if not path.exists():
+            return []
+        with self._open(path) as db:
+            table = db.table("shares")
+            gone = [r["id"] for r in table.all() if not keep(r)]
+            table.remove(Query().id.one_of(gone))
+        for share_id in gone:
+            snapshot = self._snapshot_path(share_id)
+            with self._locks.hold(snapshot):
+                snapshot.unlink(missing_ok=True)
+        return gone
+
+    def list_shares(self, owner: str, links: list[dict]) -> None:
+        if links:
+            with self._open(self._links_path(owner)) as db:
+                db.table("shares").insert_multiple(links)
+
     def conversations_by_key(self, owner_key: str) -> Iterator[dict]:
         """Every conversation of one owner key, with all fields and messages (deployer tools)."""
         for path in sorted((self.root / owner_key / "conversations").glob("*.json")):

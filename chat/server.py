@@ -20,7 +20,6 @@ from .api import register_api
 from .catalog import Catalog
 from .doors import owner_resolver
 from .endpoints import Endpoints, LocalTarget
-from .history import History
 from .http_api import add_http_api
 from .identity import (
     COOKIE_STATE,
@@ -35,6 +34,7 @@ from .security import BodyLimit, SecurityMiddleware
 from .service import ChatService
 from .settings import Settings
 from .share_pages import add_share_pages
+from .store import open_store
 from .ui import CSS, build_ui
 
 log = logging.getLogger("parlor.server")
@@ -59,7 +59,7 @@ def create_app(
             return None
         return LocalTarget(local.base_url, local.token)
 
-    history = History(settings.data_dir)
+    history = open_store(settings)
     service = ChatService(
         catalog=catalog,
         history=history,

@@ -23,6 +23,7 @@ from .locks import KeyedLocks
 from .prompt import build_messages
 from .settings import ImportLimits
 from .shares import Shares
+from .store import Store
 
 log = logging.getLogger("parlor.service")
 
@@ -57,7 +58,7 @@ class ChatService:
         self,
         *,
         catalog: Catalog,
-        history: store.History,
+        history: Store,
         endpoints: Endpoints,
         max_message_chars: int,
         frame_seconds: float,

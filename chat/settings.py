@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLOR_", extra="ignore")
 
     data_dir: Path = Path("data")
+    # History on PostgreSQL (chat/history_pg.py) instead of TinyDB files under data_dir.
+    database_url: str = ""
     models: Path = Path(__file__).resolve().parent.parent / "models.yaml"
     secret: str = ""
     max_message_chars: int = Field(ImportLimits.message_chars, ge=1)
@@ -116,6 +118,14 @@ class Settings(BaseSettings):
     def login_enabled(self) -> bool:
         """Gradio runs its real OAuth flow only on a Space (or what says it is one)."""
         return self.system == "spaces" and bool(self.oauth_client_id and self.openid_provider_url)
+
+    @model_validator(mode="after")
+    def _database_url(self) -> Settings:
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(
+                "PARLOR_DATABASE_URL must be a postgresql:// URL (leave it unset for TinyDB files)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _space_volume(self) -> Settings:
