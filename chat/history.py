@@ -314,6 +314,14 @@ class _Listing:
     unindexed: set[str] = field(default_factory=set)  # rows the index does not hold yet
 
 
+def owner_key(owner: str) -> str:
+    """What stands for an owner in the store: a hash, so the raw id (a cookie secret) is
+    never stored (TinyDB's folder name, PostgreSQL's `owner_key`)."""
+    if not owner:
+        raise ValueError("every read and write names its owner")
+    return hashlib.sha256(owner.encode()).hexdigest()[:40]
+
+
 class History:
     """Per-owner conversations and messages, kept in TinyDB files under `root`."""
 
@@ -328,9 +336,7 @@ class History:
     # -- files and locks ----------------------------------------------------------------
 
     def _owner_dir(self, owner: str) -> Path:
-        if not owner:
-            raise ValueError("every read and write names its owner")
-        return self.root / hashlib.sha256(owner.encode()).hexdigest()[:40]
+        return self.root / owner_key(owner)
 
     def _conversation_path(self, owner: str, conversation_id: str) -> Path | None:
         """The one ownership check: where the owner's file for this id is (None for an id
