@@ -26,7 +26,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import Connection
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -45,18 +47,34 @@ from .history import (
     owner_key,
     title_from,
 )
+from .settings import SettingsError
 
 log = logging.getLogger("parlor.history_pg")
 
 MIGRATIONS = Path(__file__).with_name("pg_migrations")
 POOL_SIZE = 16  # connections kept per process: each call holds one for a few ms
+CONNECT_SECONDS = 10  # at start-up: an unreachable database is said so, not waited for
 _MIGRATION_LOCK = 0x7061726C6F72  # "parlor": replicas starting together migrate once
 _COLUMNS = ("id", "title", "model", "created_at", "leaf_id")
 _MESSAGE_COLUMNS = ("id", "parent_id", "role", "content")
 
 
-class SchemaTooNew(RuntimeError):
+class StoreUnavailable(SettingsError):
+    """The database of PARLOR_DATABASE_URL cannot be reached or used; the message says why
+    (never the password)."""
+
+
+class SchemaTooNew(StoreUnavailable):
     """The database was migrated by a newer Parlor: this one must not write to it."""
+
+
+def _where(url: str) -> str:
+    """A database URL as host:port/name (never its password)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "of PARLOR_DATABASE_URL (not a valid URL)"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
 def migrations() -> list[tuple[int, Path]]:
@@ -76,7 +94,7 @@ def migrate(conn: Connection) -> list[int]:
             "CREATE TABLE IF NOT EXISTS schema_version (version int PRIMARY KEY,"
             " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["version"] for r in conn.execute("SELECT version FROM schema_version")}
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
         known = migrations()
         if done and max(done) > known[-1][0]:
             raise SchemaTooNew(
@@ -128,7 +146,15 @@ _INSERT_MESSAGE = (
     "INSERT INTO messages (owner_key, conversation_id, id, parent_id, role, content, extra)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
+_INSERT_LINK = (
+    "INSERT INTO share_links (owner_key, id, conversation_id, title, created_at)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
 _LISTED = "id, title, model, created_at, updated_ns"
+
+
+def _link_params(key: str, link: dict) -> tuple:
+    return (key, link["id"], link["conversation_id"], link["title"], link["created_at"])
 
 
 def _listed(row: dict) -> dict:
@@ -142,6 +168,13 @@ class PgHistory:
     """Per-owner conversations and messages in PostgreSQL (see the module's docstring)."""
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
+        try:
+            with psycopg.connect(url, connect_timeout=CONNECT_SECONDS) as conn:
+                if applied := migrate(conn):
+                    log.info("database schema migrated to version %d", applied[-1])
+        except psycopg.Error as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StoreUnavailable(f"the database {_where(url)} cannot be used: {reason}") from None
         self.pool = ConnectionPool(
             url,
             min_size=1,
@@ -150,9 +183,6 @@ class PgHistory:
             open=True,
             name="parlor-history",
         )
-        with self.pool.connection() as conn:
-            if applied := migrate(conn):
-                log.info("database schema migrated to version %d", applied[-1])
 
     def close(self) -> None:
         self.pool.close()
@@ -163,8 +193,12 @@ class PgHistory:
         return self.pool.connection()
 
     @staticmethod
-    def _owned(conn: Connection, key: str) -> None:
-        conn.execute("INSERT INTO owners (owner_key) VALUES (%s) ON CONFLICT DO NOTHING", (key,))
+    def _owned(conn: Connection, key: str) -> bool:
+        """Note the owner (True: they are new here)."""
+        done = conn.execute(
+            "INSERT INTO owners (owner_key) VALUES (%s) ON CONFLICT DO NOTHING", (key,)
+        )
+        return done.rowcount == 1
 
     # -- conversations ------------------------------------------------------------------
 
@@ -530,10 +564,11 @@ class PgHistory:
             )
 
     @staticmethod
-    def _retire(conn: Connection, key: str) -> None:
-        conn.execute(
+    def _retire(conn: Connection, key: str) -> bool:
+        done = conn.execute(
             "INSERT INTO retired_owners (owner_key) VALUES (%s) ON CONFLICT DO NOTHING", (key,)
         )
+        return done.rowcount == 1
 
     def retire(self, owner: str) -> None:
         with self._conn() as conn:
@@ -574,6 +609,52 @@ class PgHistory:
         for row in rows:
             yield {**self._full_row(row), "messages": messages.get(row["id"], [])}
 
+    # -- loading a TinyDB data directory (chat/migrate.py) --------------------------------
+
+    def load_owner(
+        self,
+        key: str,
+        settings: dict,
+        conversations: Iterable[tuple[dict, list[dict], int]],
+        links: list[dict],
+    ) -> tuple[int, int, int, int]:
+        """One owner key's data, in one transaction; what is here already stays (its
+        settings, conversations with the same id, links). (owner, conversations, messages,
+        links) added."""
+        added = messages = listed = 0
+        with self._conn() as conn:
+            new = self._owned(conn, key)
+            if settings:
+                conn.execute(
+                    "UPDATE owners SET settings = coalesce(settings, %s) WHERE owner_key = %s",
+                    (Jsonb(settings), key),
+                )
+            for row, rows, ns in conversations:
+                if isinstance(row.get("id"), str) and _ID.match(row["id"]):
+                    stored, stored_messages, _ = _stored(row, rows)
+                    if self._write_new(key, stored, stored_messages, ns, conn):
+                        added, messages = added + 1, messages + len(stored_messages)
+            for link in links:
+                listed += conn.execute(_INSERT_LINK, _link_params(key, link)).rowcount
+        return int(new), added, messages, listed
+
+    def load_snapshot(self, share_id: str, snapshot: dict, messages: list[dict]) -> bool:
+        """A share link's snapshot, unless it is here already."""
+        with self._conn() as conn:
+            return (
+                conn.execute(
+                    "INSERT INTO share_snapshots (id, snapshot, messages) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (share_id, Jsonb(snapshot), Jsonb(messages)),
+                ).rowcount
+                == 1
+            )
+
+    def retire_key(self, key: str) -> bool:
+        """Retire an owner key (True: it was not yet)."""
+        with self._conn() as conn:
+            return self._retire(conn, key)
+
     # -- share links --------------------------------------------------------------------
 
     def save_share(self, owner: str, link: dict, snapshot: dict, messages: list[dict]) -> None:
@@ -588,11 +669,7 @@ class PgHistory:
     def _list_shares(conn: Connection, key: str, links: list[dict]) -> None:
         PgHistory._owned(conn, key)
         with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO share_links (owner_key, id, conversation_id, title, created_at)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(key, r["id"], r["conversation_id"], r["title"], r["created_at"]) for r in links],
-            )
+            cur.executemany(_INSERT_LINK, [_link_params(key, r) for r in links])
 
     def list_shares(self, owner: str, links: list[dict]) -> None:
         if links:
