@@ -379,13 +379,14 @@ class PgHistory:
         in_title, every, params = [], [], []
         for word in wanted:
             title_sql, title_args = _has_word("c.title_words", "c.title", word)
-            text_sql, text_args = _has_word("m.words", "m.content", word)
+            text_sql, text_args = _has_word("words", "content", word)
             in_title.append((title_sql, title_args))
+            # the owner's messages holding the word, through the words' GIN index
             every.append(
-                f"({title_sql} OR EXISTS (SELECT 1 FROM messages m WHERE m.owner_key = c.owner_key"
-                f" AND m.conversation_id = c.id AND {text_sql}))"
+                f"({title_sql} OR c.id IN (SELECT conversation_id FROM messages"
+                f" WHERE owner_key = %s AND {text_sql}))"
             )
-            params += title_args + text_args
+            params += [*title_args, key, *text_args]
         flags = ", ".join(sql for sql, _ in in_title)
         sql = (
             f"SELECT c.*, ARRAY[{flags}] AS in_title FROM conversations c"

@@ -44,9 +44,10 @@ def _as_server_user(args: list[str]) -> list[str]:
 
 
 class Postgres:
-    """One server: `url(db)` for a database on it."""
+    """One server: `url(db)` for a database on it. Not `durable` (the tests): no fsync, as
+    nothing must outlive the session; durable (bench.store_pg): PostgreSQL's defaults."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="parlor-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self.folder, "nobody")
@@ -63,17 +64,16 @@ class Postgres:
                     "--auth=trust",
                     "--encoding=UTF8",
                     "--locale=C.UTF-8",
-                    "--no-sync",
+                    *(() if durable else ("--no-sync",)),
                 ]
             ),
             check=True,
             capture_output=True,
             cwd=self.folder,
         )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder}"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             _as_server_user(
                 [

@@ -42,7 +42,11 @@ CREATE TABLE messages (
         ON DELETE CASCADE ON UPDATE CASCADE          -- a sign-in moves them with it
 );
 CREATE INDEX messages_of ON messages (owner_key, conversation_id, seq);
-CREATE INDEX messages_words ON messages USING gin (words);
+-- Search: one owner's messages holding a word, in one index (btree_gin lets a GIN index
+-- hold the owner_key beside the words; a trusted extension, so the database's owner may
+-- create it).
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+CREATE INDEX messages_words ON messages USING gin (owner_key, words);
 
 -- Share links: a snapshot names no one; the owner's list is the one ownership record.
 CREATE TABLE share_snapshots (
