@@ -21,7 +21,6 @@ import psycopg
 import pytest
 from apprunner import free_port
 
-from chat import history_pg
 from chat.history import History
 
 
@@ -119,8 +118,10 @@ class Postgres:
 
 def another(store):
     """A second store on the same data: another process, or the app after a restart."""
-    if isinstance(store, history_pg.PgHistory):
-        return history_pg.PgHistory(store.pool.conninfo, pool_size=2)
+    if not isinstance(store, History):
+        from chat.history_pg import PgHistory  # psycopg_pool only where PostgreSQL is tested
+
+        return PgHistory(store.pool.conninfo, pool_size=2)
     return History(store.root.parent)
 
 
@@ -157,6 +158,8 @@ def store(request, tmp_path):
     if request.param == "tinydb":
         yield History(tmp_path)
         return
-    history = history_pg.PgHistory(request.getfixturevalue("pg_url"), pool_size=4)
+    from chat.history_pg import PgHistory
+
+    history = PgHistory(request.getfixturevalue("pg_url"), pool_size=4)
     yield history
     history.close()
