@@ -932,6 +932,9 @@ class History:
             rows = db.table("settings").all()
         return dict(rows[0]) if rows else {}
 
+    def close(self) -> None:
+        """Nothing to let go of: every write is on disk when it returns."""
+
     # -- share links: the files (chat/shares.py holds their rules) ------------------------
 
     def _snapshot_path(self, share_id: str) -> Path:

@@ -122,6 +122,7 @@ def create_app(
         finally:
             if local is not None:
                 local.stop()
+            history.close()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service

@@ -99,6 +99,10 @@ class Store(Protocol):
         """List these links (as `share_links` gives them) under `owner` too (sign-in)."""
         ...
 
+    def close(self) -> None:
+        """The app is stopping: let go of connections (files need nothing)."""
+        ...
+
 
 def open_store(settings: Settings) -> Store:
     """PostgreSQL when `PARLOR_DATABASE_URL` is set (its schema migrated now), else the

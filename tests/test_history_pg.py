@@ -4,6 +4,7 @@ of the store by PARLOR_DATABASE_URL. What both stores do is in tests/test_histor
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from chat.history import History
 from chat.history_pg import PgHistory, SchemaTooNew, migrations
 from chat.settings import Settings
-from chat.store import open_store
+from chat.store import Store, open_store
 
 
 def _versions(url: str) -> list[int]:
@@ -76,6 +77,18 @@ def _wait_for_lock_waiter(conn: psycopg.Connection) -> None:
     ).fetchone():
         assert time.monotonic() < deadline, "the writer never came to the row's lock"
         time.sleep(0.01)
+
+
+def test_both_stores_offer_every_call_of_the_interface_alike():
+    """What the service may call (chat/store.py's Store) exists on both, with the same
+    parameters: a call added to one store only (say, a retention sweep) fails here."""
+    calls = [n for n in vars(Store) if not n.startswith("_") and callable(getattr(Store, n))]
+    assert {"create_conversation", "search", "move_owner", "save_share"} <= set(calls)
+    for name in calls:
+        wanted = list(inspect.signature(getattr(Store, name)).parameters)
+        for implementation in (History, PgHistory):
+            found = list(inspect.signature(getattr(implementation, name)).parameters)
+            assert found == wanted, f"{implementation.__name__}.{name}"
 
 
 def test_the_database_url_chooses_the_store(pg_url, tmp_path):
