@@ -39,6 +39,7 @@ from bench.store import (
     SMALL,
     bounded,
     paired,
+    starts,
 )
 from chat.history_pg import PgHistory
 
@@ -120,21 +121,6 @@ def measure(a: tuple[PgHistory, str], b: tuple[PgHistory, str]) -> dict[str, tup
             lambda w=word: a[0].search(a[1], [w], 10), lambda w=word: b[0].search(b[1], [w], 10)
         )
     return found
-
-
-def starts(store: PgHistory, owners: tuple[str, str]) -> tuple[list[float], list[float]]:
-    """Milliseconds of OPS conversation starts by each of two owners, alternated."""
-    times: tuple[list[float], list[float]] = ([], [])
-    made: list[tuple[str, str]] = []
-    for n in range(OPS):
-        for which in (0, 1) if n % 2 == 0 else (1, 0):
-            t = time.perf_counter()
-            conv = store.create_conversation(owners[which], model="b", first_message="Hi!")
-            times[which].append((time.perf_counter() - t) * 1000)
-            made.append((owners[which], conv["id"]))
-    for owner, cid in made:
-        store.delete_conversation(owner, cid)
-    return times
 
 
 def run(report: Report) -> None:

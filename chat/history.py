@@ -274,6 +274,36 @@ def _upgrade(db: TinyDB) -> list[dict]:
     return every
 
 
+def new_conversation(
+    model: str,
+    title: str,
+    conversation_id: str,
+    first_message: str | None,
+    messages: Iterable[dict],
+) -> tuple[dict, list[dict], int]:
+    """A new conversation's summary row, its first messages (`first_message` first, when
+    given) and its time in ns, titled after the first user message unless `title` is given
+    (both stores: see `History.create_conversation`)."""
+    if conversation_id and not _ID.match(conversation_id):
+        raise ValueError("a conversation id is 32 hexadecimal digits")
+    ns = time.time_ns()
+    stamp = iso(ns)
+    messages = list(messages)
+    if first_message is not None:
+        messages.insert(0, message_row("user", first_message, stamp=stamp))
+    first = next((m["content"] for m in messages if m["role"] == "user"), None)
+    if first is not None and not title:
+        title = title_from(first)
+    row = {
+        "id": conversation_id or new_id(),
+        "title": clip_title(title),
+        "model": model,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    return row, messages, ns
+
+
 def title_from(text: str) -> str:
     """A conversation's first title: the first words of its first message."""
     words = text.split(maxsplit=TITLE_WORDS)
@@ -433,23 +463,7 @@ class History:
         shown), it holds them and is titled after the first, in one write of its file and one
         of the index (rather than two of each). `fields`: extra fields of the conversation
         row (e.g. the sharing consent)."""
-        if conversation_id and not _ID.match(conversation_id):
-            raise ValueError("a conversation id is 32 hexadecimal digits")
-        ns = time.time_ns()
-        stamp = iso(ns)
-        messages = list(messages)
-        if first_message is not None:
-            messages.insert(0, message_row("user", first_message, stamp=stamp))
-        first = next((m["content"] for m in messages if m["role"] == "user"), None)
-        if first is not None and not title:
-            title = title_from(first)
-        row = {
-            "id": conversation_id or new_id(),
-            "title": clip_title(title),
-            "model": model,
-            "created_at": stamp,
-            "updated_at": stamp,
-        }
+        row, messages, ns = new_conversation(model, title, conversation_id, first_message, messages)
         path = self._owner_dir(owner) / "conversations" / f"{row['id']}.json"
         leaf = messages[-1]["id"] if messages else None
         with self._open(path, stamp_ns=ns) as db:

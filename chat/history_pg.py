@@ -43,6 +43,7 @@ from .history import (
     clip_title,
     iso,
     message_row,
+    new_conversation,
     new_id,
     owner_key,
     title_from,
@@ -215,23 +216,7 @@ class PgHistory:
     ) -> dict:
         """A new conversation, with its first messages (the last one shown) in the same
         transaction; titled after the first user message. See `History.create_conversation`."""
-        if conversation_id and not _ID.match(conversation_id):
-            raise ValueError("a conversation id is 32 hexadecimal digits")
-        ns = time.time_ns()
-        stamp = iso(ns)
-        messages = list(messages)
-        if first_message is not None:
-            messages.insert(0, message_row("user", first_message, stamp=stamp))
-        first = next((m["content"] for m in messages if m["role"] == "user"), None)
-        if first is not None and not title:
-            title = title_from(first)
-        row = {
-            "id": conversation_id or new_id(),
-            "title": clip_title(title),
-            "model": model,
-            "created_at": stamp,
-            "updated_at": stamp,
-        }
+        row, messages, ns = new_conversation(model, title, conversation_id, first_message, messages)
         leaf = messages[-1]["id"] if messages else None
         extra = {k: v for k, v in fields.items() if k not in row}
         self._write_new(owner_key(owner), {**row, "leaf_id": leaf, **extra}, messages, ns)

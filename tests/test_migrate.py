@@ -10,7 +10,7 @@ import sys
 
 from scripted_server import ScriptedServer
 from test_service import _service
-from test_stored_v1 import EXPECTED, MESSAGE_FIELDS, OWNERS, files, one_branch
+from test_stored_v1 import EXPECTED, OWNERS, files, shows_what_the_old_code_showed
 from test_stored_v1 import data as data
 
 from chat import sharing
@@ -47,19 +47,7 @@ def test_a_data_directory_of_an_older_parlor_moves_whole_and_only_once(data, pg_
     with ScriptedServer() as srv:
         chat = _service(srv, tmp_path, store, data_sharing=True)
         for owner in OWNERS:
-            expected = EXPECTED[owner.id]
-            listed = [
-                {k: c[k] for k in ("id", "title", "model", "updated_at")}
-                for c in expected["conversations"]
-            ]
-            assert chat.conversations(owner) == listed, "all of them, newest first"
-            assert chat.settings(owner).items() >= expected["settings"].items()
-            for conv in expected["conversations"]:
-                shown = chat.conversation(owner, conv["id"])
-                assert [{k: m[k] for k in MESSAGE_FIELDS} for m in shown["messages"]] == conv[
-                    "messages"
-                ]
-                one_branch(shown)
+            shows_what_the_old_code_showed(chat, owner)
     store.close()
 
 
