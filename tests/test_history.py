@@ -399,3 +399,18 @@ def test_search_finds_every_word_or_its_beginning_in_any_case(store):
     )
     assert store.search("alice", ["platypus", "nowhere"], 10) == []
     assert [h["id"] for h in store.search("bob", ["platypus"], 10)] != [found["id"]]
+
+
+def test_signing_in_moves_a_visitors_history_to_the_account_and_retires_the_visitor(store):
+    mine = store.create_conversation("visitor", model="m", first_message="Mine before")["id"]
+    theirs = store.create_conversation("account", model="m", first_message="Already")["id"]
+    store.update_settings("visitor", {"theme": "dark", "language": "fr"})
+    store.update_settings("account", {"language": "en"})
+    assert store.move_owner("visitor", "account") == 1
+    assert {c["id"] for c in store.list_conversations("account")} == {mine, theirs}
+    assert store.get_conversation("account", mine)["messages"][0]["content"] == "Mine before"
+    assert store.get_settings("account") == {"theme": "dark", "language": "en"}
+    assert store.list_conversations("visitor") == [] and store.get_settings("visitor") == {}
+    assert store.is_retired("visitor") and not store.is_retired("account")
+    assert not store.has_files("visitor") and store.has_files("account")
+    assert store.append_message("visitor", mine, role="user", content="late") is None
