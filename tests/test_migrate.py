@@ -20,12 +20,16 @@ from chat.migrate import migrate
 from chat.shares import Shares
 
 
-def _run(data_dir, url) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "chat.migrate", "--from", str(data_dir), "--to", url],
+def _command(source, url) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "chat.migrate", "--from", str(source), "--to", url],
         capture_output=True,
         text=True,
     )
+
+
+def _run(data_dir, url) -> str:
+    done = _command(data_dir, url)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -95,3 +99,22 @@ def test_data_written_by_todays_code_reads_the_same_from_postgresql(tmp_path, pg
     assert sharing.consented(store) == sharing.consented(files)
     assert migrate(tmp_path / "data", pg_url).conversations == 0
     store.close()
+
+
+def test_a_damaged_file_is_named_and_skipped_and_a_wrong_folder_refused(tmp_path, pg_url):
+    files = History(tmp_path / "data")
+    kept = files.create_conversation("alice", model="m", first_message="Kept")["id"]
+    damaged = files.create_conversation("alice", model="m", first_message="Damaged")["id"]
+    (path,) = (tmp_path / "data").rglob(f"{damaged}.json")
+    path.write_text("{oops")
+    done = _command(tmp_path / "data", pg_url)
+    assert done.returncode == 0 and "conversations: 1," in done.stdout
+    assert f"{damaged}.json is damaged" in done.stderr and "Traceback" not in done.stderr
+    store = PgHistory(pg_url, pool_size=1)
+    assert [c["id"] for c in store.list_conversations("alice")] == [kept]
+    store.close()
+    assert path.read_text() == "{oops", "left as it was"
+
+    wrong = _command(tmp_path, pg_url)
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == f"{tmp_path} is not a Parlor data directory (no owners/ in it)"
