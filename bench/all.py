@@ -15,6 +15,7 @@ from bench.common import OUT, ROOT, Figure, fmt, machine
 
 BENCHES = [
     "store",
+    "store_pg",
     "search",
     "sidebar",
     "startup",

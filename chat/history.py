@@ -282,6 +282,36 @@ def _upgrade(db: TinyDB) -> list[dict]:
     return every
 
 
+def new_conversation(
+    model: str,
+    title: str,
+    conversation_id: str,
+    first_message: str | None,
+    messages: Iterable[dict],
+) -> tuple[dict, list[dict], int]:
+    """A new conversation's summary row, its first messages (`first_message` first, when
+    given) and its time in ns, titled after the first user message unless `title` is given
+    (both stores: see `History.create_conversation`)."""
+    if conversation_id and not _ID.match(conversation_id):
+        raise ValueError("a conversation id is 32 hexadecimal digits")
+    ns = time.time_ns()
+    stamp = iso(ns)
+    messages = list(messages)
+    if first_message is not None:
+        messages.insert(0, message_row("user", first_message, stamp=stamp))
+    first = next((m["content"] for m in messages if m["role"] == "user"), None)
+    if first is not None and not title:
+        title = title_from(first)
+    row = {
+        "id": conversation_id or new_id(),
+        "title": clip_title(title),
+        "model": model,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    return row, messages, ns
+
+
 def title_from(text: str) -> str:
     """A conversation's first title: the first words of its first message."""
     words = text.split(maxsplit=TITLE_WORDS)
@@ -322,6 +352,14 @@ class _Listing:
     unindexed: set[str] = field(default_factory=set)  # rows the index does not hold yet
 
 
+def owner_key(owner: str) -> str:
+    """What stands for an owner in the store: a hash, so the raw id (a cookie secret) is
+    never stored (TinyDB's folder name, PostgreSQL's `owner_key`)."""
+    if not owner:
+        raise ValueError("every read and write names its owner")
+    return hashlib.sha256(owner.encode()).hexdigest()[:40]
+
+
 class History:
     """Per-owner conversations and messages, kept in TinyDB files under `root`."""
 
@@ -336,9 +374,7 @@ class History:
     # -- files and locks ----------------------------------------------------------------
 
     def _owner_dir(self, owner: str) -> Path:
-        if not owner:
-            raise ValueError("every read and write names its owner")
-        return self.root / hashlib.sha256(owner.encode()).hexdigest()[:40]
+        return self.root / owner_key(owner)
 
     def _conversation_path(self, owner: str, conversation_id: str) -> Path | None:
         """The one ownership check: where the owner's file for this id is (None for an id
@@ -435,23 +471,7 @@ class History:
         shown), it holds them and is titled after the first, in one write of its file and one
         of the index (rather than two of each). `fields`: extra fields of the conversation
         row (e.g. the sharing consent)."""
-        if conversation_id and not _ID.match(conversation_id):
-            raise ValueError("a conversation id is 32 hexadecimal digits")
-        ns = time.time_ns()
-        stamp = iso(ns)
-        messages = list(messages)
-        if first_message is not None:
-            messages.insert(0, message_row("user", first_message, stamp=stamp))
-        first = next((m["content"] for m in messages if m["role"] == "user"), None)
-        if first is not None and not title:
-            title = title_from(first)
-        row = {
-            "id": conversation_id or new_id(),
-            "title": clip_title(title),
-            "model": model,
-            "created_at": stamp,
-            "updated_at": stamp,
-        }
+        row, messages, ns = new_conversation(model, title, conversation_id, first_message, messages)
         path = self._owner_dir(owner) / "conversations" / f"{row['id']}.json"
         leaf = messages[-1]["id"] if messages else None
         with self._open(path, stamp_ns=ns) as db:
@@ -933,6 +953,60 @@ class History:
         with self._open(path) as db:
             rows = db.table("settings").all()
         return dict(rows[0]) if rows else {}
+
+    def close(self) -> None:
+        """Nothing to let go of: every write is on disk when it returns."""
+
+    # -- share links: the files (chat/shares.py holds their rules) ------------------------
+
+    def _snapshot_path(self, share_id: str) -> Path:
+        return self.root.parent / "shares" / f"{share_id}.json"
+
+    def _links_path(self, owner: str) -> Path:
+        return self._owner_dir(owner) / "shares.json"
+
+    def save_share(self, owner: str, link: dict, snapshot: dict, messages: list[dict]) -> None:
+        """<data_dir>/shares/<id>.json holds the snapshot (tables "share" and "messages");
+        the owner's shares.json lists the link (table "shares")."""
+        with self._open(self._snapshot_path(link["id"])) as db:
+            db.table("share").insert(snapshot)
+            db.table("messages").insert_multiple(messages)
+        self.list_shares(owner, [link])
+
+    def share_links(self, owner: str) -> list[dict]:
+        path = self._links_path(owner)
+        if not path.exists():
+            return []
+        with self._open(path) as db:
+            return [dict(r) for r in db.table("shares").all()]
+
+    def share_snapshot(self, share_id: str) -> dict | None:
+        path = self._snapshot_path(share_id)
+        if not path.exists():
+            return None
+        with self._open(path) as db:
+            rows = db.table("share").all()
+            messages = [dict(m) for m in db.table("messages").all()]
+        return {**rows[0], "messages": messages} if rows else None
+
+    def drop_shares(self, owner: str, keep) -> list[str]:
+        path = self._links_path(owner)
+        if not path.exists():
+            return []
+        with self._open(path) as db:
+            table = db.table("shares")
+            gone = [r["id"] for r in table.all() if not keep(r)]
+            table.remove(Query().id.one_of(gone))
+        for share_id in gone:
+            snapshot = self._snapshot_path(share_id)
+            with self._locks.hold(snapshot):
+                snapshot.unlink(missing_ok=True)
+        return gone
+
+    def list_shares(self, owner: str, links: list[dict]) -> None:
+        if links:
+            with self._open(self._links_path(owner)) as db:
+                db.table("shares").insert_multiple(links)
 
     def conversations_by_key(self, owner_key: str) -> Iterator[dict]:
         """Every conversation of one owner key, with all fields and messages (deployer tools)."""

@@ -52,7 +52,12 @@ def main() -> None:
         local.start()
     from .server import create_app, serve  # imports Gradio: after the model has started
 
-    app = create_app(settings, catalog, local=local)
+    try:
+        app = create_app(settings, catalog, local=local)
+    except SettingsError as e:  # e.g. the database of PARLOR_DATABASE_URL cannot be used
+        if local is not None:
+            local.stop()
+        sys.exit(f"Parlor cannot start: {e}")
     settle_heap()
     serve(app, settings)
 

@@ -41,8 +41,9 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
-from .history import MAX_TITLE_CHARS, SHAPE, History, clip_title, new_id, now
+from .history import MAX_TITLE_CHARS, SHAPE, clip_title, new_id, now
 from .settings import ImportLimits
+from .store import Store
 
 FORMAT = "parlor-export"
 VERSION = 2
@@ -114,7 +115,7 @@ class Export(TypedDict):
 _EXPORT = TypeAdapter(Export)
 
 
-def export_owner(history: History, owner: str, settings: dict) -> dict:
+def export_owner(history: Store, owner: str, settings: dict) -> dict:
     """All of an owner's data as one JSON-ready document."""
     conversations = []
     for summary in history.list_conversations(owner):
@@ -284,7 +285,7 @@ def _check_tree(conv: ExportedConversation, where: str) -> None:
         raise PortabilityError(f"{where}: its leaf_id '{leaf}' is not one of its messages.")
 
 
-def import_into(history: History, owner: str, document: Export) -> int:
+def import_into(history: Store, owner: str, document: Export) -> int:
     """Add the export's conversations to the owner's; ones already there are skipped."""
     tree = document["version"] >= 2
     return history.add_conversations(

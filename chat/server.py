@@ -21,7 +21,6 @@ from .catalog import Catalog
 from .check_page import add_check_page
 from .doors import owner_resolver
 from .endpoints import Endpoints, LocalTarget
-from .history import History
 from .http_api import add_http_api
 from .identity import (
     COOKIE_STATE,
@@ -38,6 +37,7 @@ from .security import BodyLimit, SecurityMiddleware
 from .service import ChatService
 from .settings import Settings
 from .share_pages import add_share_pages
+from .store import open_store
 from .ui import CSS, build_ui
 from .watermark import COPY_LABEL, Detector
 
@@ -63,7 +63,7 @@ def create_app(
             return None
         return LocalTarget(local.base_url, local.token)
 
-    history = History(settings.data_dir)
+    history = open_store(settings)
     # Signed-in people pay for their own inference where the Space asks for the scope.
     own_tokens = settings.login_enabled and asks_for_inference(settings.oauth_scopes)
     hf = HFAccess(
@@ -140,6 +140,7 @@ def create_app(
         finally:
             if local is not None:
                 local.stop()
+            history.close()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service

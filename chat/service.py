@@ -34,6 +34,7 @@ from .prompt import build_messages
 from .scratch import Scratch
 from .settings import ImportLimits
 from .shares import Shares
+from .store import Store
 
 log = logging.getLogger("parlor.service")
 
@@ -70,7 +71,7 @@ class ChatService:
         self,
         *,
         catalog: Catalog,
-        history: store.History,
+        history: Store,
         endpoints: Endpoints,
         max_message_chars: int,
         frame_seconds: float,

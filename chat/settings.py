@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLOR_", extra="ignore")
 
     data_dir: Path = Path("data")
+    # History on PostgreSQL (chat/history_pg.py) instead of TinyDB files under data_dir.
+    database_url: str = ""
     models: Path = Path(__file__).resolve().parent.parent / "models.yaml"
     secret: str = ""
     # The watermark's secret key (chat/watermark.py); unset: generated into the data directory.
@@ -150,6 +152,14 @@ class Settings(BaseSettings):
         if value and len(value) < MIN_SECRET_CHARS:
             raise ValueError(f"a key must be at least {MIN_SECRET_CHARS} characters")
         return value
+
+    @model_validator(mode="after")
+    def _database_url(self) -> Settings:
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(
+                "PARLOR_DATABASE_URL must be a postgresql:// URL (leave it unset for TinyDB files)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _space_volume(self) -> Settings:

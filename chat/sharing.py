@@ -16,8 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import tree
-from .history import History
 from .settings import Settings
+from .store import Store, open_store
 
 SETTING = "share_with_model_authors"  # a person's setting: on while they share
 
@@ -25,7 +25,7 @@ SETTING = "share_with_model_authors"  # a person's setting: on while they share
 SHARED_FIELDS = ("id", "parent_id", "role", "content", "created_at", "feedback")
 
 
-def consented(history: History) -> dict[str, list[dict]]:
+def consented(history: Store) -> dict[str, list[dict]]:
     """Per model id, the shared part of every consented conversation of the people whose
     setting says they share now (a conversation's consent alone is not enough: one moved
     to an account at sign-in may carry a consent the account's setting overrules)."""
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSONL files")
     args = parser.parse_args(argv)
     settings = Settings()
-    per_model = consented(History(settings.data_dir))
+    per_model = consented(open_store(settings))
     args.out.mkdir(parents=True, exist_ok=True)
     for model_id, rows in per_model.items():
         path = args.out / (model_id.replace("/", "__") + ".jsonl")

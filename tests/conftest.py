@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from apprunner import RunningApp
 from browser import browser, people  # noqa: F401 - fixtures: one Chromium for the session
+from pg import pg_url, postgres, store  # noqa: F401 - fixtures: PostgreSQL for the store tests
 
 
 @pytest.fixture(scope="session")

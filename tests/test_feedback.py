@@ -12,7 +12,7 @@ from test_privacy import chat, client, error_of
 from test_service import _service
 
 from chat import sharing
-from chat.history import History, message_row
+from chat.history import message_row
 from chat.identity import Owner
 from chat.service import NO_MESSAGE, NOT_FOUND, ServiceError
 
@@ -72,8 +72,8 @@ def test_a_rating_travels_through_export_and_import(tmp_path):
         assert back == exported
 
 
-def test_a_consented_conversation_carries_its_ratings_to_model_authors(tmp_path):
-    history = History(tmp_path)
+def test_a_consented_conversation_carries_its_ratings_to_model_authors(store):
+    history = store
     history.update_settings(ME.id, {"share_with_model_authors": True})
     conv = history.create_conversation(ME.id, model="m", first_message="q-901", consent=CONSENT)
     question = history.get_conversation(ME.id, conv["id"])["messages"][0]

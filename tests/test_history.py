@@ -1,4 +1,6 @@
-"""The TinyDB store, on real files in a temporary directory."""
+"""The conversation store: the tests taking `store` run on both implementations (TinyDB
+files in a temporary directory, PostgreSQL in a fresh database: tests/pg.py); those taking
+`files` are about the TinyDB files themselves."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from pg import another, stored_text
 from store_seams import CountingHistory, count_writes
 
 from chat.history import INDEX_BATCH, MAX_TITLE_CHARS, History, title_from
 
 
 @pytest.fixture
-def store(tmp_path):
+def files(tmp_path):
     return History(tmp_path)
 
 
@@ -34,7 +37,7 @@ def test_create_append_and_read_back(store):
     assert got["messages"][1]["model"] == "m1"
 
 
-def test_a_conversation_started_with_its_first_message(store, tmp_path):
+def test_a_conversation_started_with_its_first_message(store):
     conv = store.create_conversation("alice", model="m1", first_message="Where is Lyon, please?")
     assert conv["title"] == "Where is Lyon, please?"
     got = store.get_conversation("alice", conv["id"])
@@ -43,7 +46,7 @@ def test_a_conversation_started_with_its_first_message(store, tmp_path):
     ]
     assert [c["title"] for c in store.list_conversations("alice")] == ["Where is Lyon, please?"]
     # Another process (or a restart) reads the same from disk.
-    again = History(tmp_path)
+    again = another(store)
     assert [c["title"] for c in again.list_conversations("alice")] == ["Where is Lyon, please?"]
     assert again.get_conversation("alice", conv["id"])["messages"][0]["content"] == (
         "Where is Lyon, please?"
@@ -66,14 +69,14 @@ def test_list_is_newest_first(store):
     assert store.list_conversations("alice")[0]["id"] == a["id"]
 
 
-def test_delete_removes_the_file(store, tmp_path):
+def test_delete_removes_the_file(store):
     conv = store.create_conversation("alice", model="m")
     store.append_message("alice", conv["id"], role="user", content="secret text")
+    assert "secret text" in stored_text(store)
     assert store.delete_conversation("alice", conv["id"]) is True
     assert store.get_conversation("alice", conv["id"]) is None
     assert store.list_conversations("alice") == []
-    on_disk = "".join(p.read_text() for p in tmp_path.rglob("*.json"))
-    assert "secret text" not in on_disk
+    assert "secret text" not in stored_text(store)
     assert store.delete_conversation("alice", conv["id"]) is False
 
 
@@ -102,11 +105,10 @@ def test_malformed_ids_are_missing(store, bad):
     assert store.get_conversation("alice", bad) is None
 
 
-def test_restart_reopens(tmp_path):
-    first = History(tmp_path)
-    conv = first.create_conversation("alice", model="m")
-    first.append_message("alice", conv["id"], role="user", content="remember me")
-    again = History(tmp_path)
+def test_restart_reopens(store):
+    conv = store.create_conversation("alice", model="m")
+    store.append_message("alice", conv["id"], role="user", content="remember me")
+    again = another(store)
     assert again.list_conversations("alice")[0]["id"] == conv["id"]
     assert again.get_conversation("alice", conv["id"])["messages"][0]["content"] == "remember me"
 
@@ -129,19 +131,19 @@ def test_concurrent_new_conversations_all_listed(store):
     assert {c["id"] for c in store.list_conversations("alice")} == {c["id"] for c in made}
 
 
-def test_no_temporary_files_left(store, tmp_path):
-    conv = store.create_conversation("alice", model="m")
-    store.append_message("alice", conv["id"], role="user", content="hi")
+def test_no_temporary_files_left(files, tmp_path):
+    conv = files.create_conversation("alice", model="m")
+    files.append_message("alice", conv["id"], role="user", content="hi")
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
-def test_damaged_index_is_rebuilt(store, tmp_path):
-    older = store.create_conversation("alice", model="m")
-    conv = store.create_conversation("alice", model="m")
-    store.append_message("alice", conv["id"], role="user", content="still here")
+def test_damaged_index_is_rebuilt(files, tmp_path):
+    older = files.create_conversation("alice", model="m")
+    conv = files.create_conversation("alice", model="m")
+    files.append_message("alice", conv["id"], role="user", content="still here")
     (index,) = tmp_path.rglob("index.json")
     index.write_text('{"conversations": {"1": ')  # a torn write from some other tool
-    assert [c["id"] for c in store.list_conversations("alice")] == [conv["id"], older["id"]]
+    assert [c["id"] for c in files.list_conversations("alice")] == [conv["id"], older["id"]]
     assert list(tmp_path.rglob("index.json.damaged-*")), "the damaged file is kept aside"
 
 
@@ -165,14 +167,14 @@ def test_every_started_conversation_survives_a_restart_and_a_damaged_index(tmp_p
     assert [(c["id"], c["title"]) for c in History(tmp_path).list_conversations("alice")] == shown
 
 
-def test_damaged_conversation_is_kept_untouched(store, tmp_path):
+def test_damaged_conversation_is_kept_untouched(files, tmp_path):
     from chat.history import CorruptFile
 
-    conv = store.create_conversation("alice", model="m")
+    conv = files.create_conversation("alice", model="m")
     (path,) = tmp_path.rglob(f"{conv['id']}.json")
     path.write_text("{oops")
     with pytest.raises(CorruptFile):
-        store.get_conversation("alice", conv["id"])
+        files.get_conversation("alice", conv["id"])
     assert path.read_text() == "{oops"
 
 
@@ -188,8 +190,8 @@ def test_update_message(store):
     )
 
 
-def test_files_are_plain_json(store, tmp_path):
-    conv = store.create_conversation("alice", model="m")
+def test_files_are_plain_json(files, tmp_path):
+    conv = files.create_conversation("alice", model="m")
     for path in tmp_path.rglob("*.json"):
         json.loads(path.read_text())
     assert "alice" not in str(list(tmp_path.rglob("*"))), "owner ids are hashed on disk"
@@ -221,12 +223,12 @@ def test_listing_follows_every_write(store):
     assert [c["id"] for c in store.list_conversations("alice")] == [a]
 
 
-def test_listing_sees_changes_made_by_another_process(store, tmp_path):
-    """A second store on the same files stands for another process writing them."""
+def test_listing_sees_changes_made_by_another_process(store):
+    """A second store on the same data stands for another process writing them."""
     a = store.create_conversation("alice", model="m")["id"]
     b = store.create_conversation("alice", model="m")["id"]
     assert [c["id"] for c in store.list_conversations("alice")] == [b, a]
-    other = History(tmp_path)
+    other = another(store)
     other.append_message("alice", a, role="user", content="Written elsewhere")
     assert [(c["id"], c["title"]) for c in store.list_conversations("alice")] == [
         (a, "Written elsewhere"),
@@ -238,14 +240,14 @@ def test_listing_sees_changes_made_by_another_process(store, tmp_path):
     assert [x["id"] for x in store.list_conversations("alice")] == [c, b]
 
 
-def test_listings_kept_in_memory_are_bounded(store, monkeypatch):
+def test_listings_kept_in_memory_are_bounded(files, monkeypatch):
     monkeypatch.setattr("chat.history.LISTINGS_KEPT", 3)
     owners = [f"person-{n}" for n in range(5)]
-    ids = {o: store.create_conversation(o, model="m")["id"] for o in owners}
+    ids = {o: files.create_conversation(o, model="m")["id"] for o in owners}
     for owner in owners:
-        assert [c["id"] for c in store.list_conversations(owner)] == [ids[owner]]
-    assert len(store._listings) == 3
-    assert [c["id"] for c in store.list_conversations("person-0")] == [ids["person-0"]]
+        assert [c["id"] for c in files.list_conversations(owner)] == [ids[owner]]
+    assert len(files._listings) == 3
+    assert [c["id"] for c in files.list_conversations("person-0")] == [ids["person-0"]]
 
 
 # -- deleting wins ------------------------------------------------------------------------
@@ -281,26 +283,26 @@ def _on_disk(tmp_path) -> str:
     return "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
 
 
-def test_a_save_landing_after_a_delete_never_brings_the_conversation_back(store, tmp_path):
-    conv = store.create_conversation("alice", model="m", first_message="Delete me")
+def test_a_save_landing_after_a_delete_never_brings_the_conversation_back(files, tmp_path):
+    conv = files.create_conversation("alice", model="m", first_message="Delete me")
     done = _save_held_at_the_lock(
-        store, "alice", conv["id"], lambda: store.delete_conversation("alice", conv["id"])
+        files, "alice", conv["id"], lambda: files.delete_conversation("alice", conv["id"])
     )
     assert done == [None], "the save is refused"
     assert not list(tmp_path.rglob(f"{conv['id']}.json")), "deleted for good"
     assert "Answer kept apart" not in _on_disk(tmp_path)
-    assert store.list_conversations("alice") == []
+    assert files.list_conversations("alice") == []
 
 
-def test_a_save_landing_after_sign_in_moved_the_conversation_is_refused(store, tmp_path):
-    conv = store.create_conversation("anon", model="m", first_message="Move me")
+def test_a_save_landing_after_sign_in_moved_the_conversation_is_refused(files, tmp_path):
+    conv = files.create_conversation("anon", model="m", first_message="Move me")
     done = _save_held_at_the_lock(
-        store, "anon", conv["id"], lambda: store.move_owner("anon", "acct")
+        files, "anon", conv["id"], lambda: files.move_owner("anon", "acct")
     )
     assert done == [None]
-    assert not store._owner_dir("anon").exists(), "nothing of the visitor's is written again"
+    assert not files._owner_dir("anon").exists(), "nothing of the visitor's is written again"
     assert "Answer kept apart" not in _on_disk(tmp_path)
-    moved = store.get_conversation("acct", conv["id"])
+    moved = files.get_conversation("acct", conv["id"])
     assert [m["content"] for m in moved["messages"]] == ["Move me"]
 
 
@@ -335,7 +337,7 @@ def test_moving_an_owner_writes_the_index_once(tmp_path, monkeypatch):
 # -- durability and titles -------------------------------------------------------------------
 
 
-def test_a_rename_into_place_is_followed_by_a_sync_of_its_folder(store, monkeypatch):
+def test_a_rename_into_place_is_followed_by_a_sync_of_its_folder(files, monkeypatch):
     """Without it, a power cut after the rename can bring the previous version back."""
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -351,10 +353,10 @@ def test_a_rename_into_place_is_followed_by_a_sync_of_its_folder(store, monkeypa
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    conv = store.create_conversation("alice", model="m")
+    conv = files.create_conversation("alice", model="m")
     events.clear()
-    store.append_message("alice", conv["id"], role="user", content="Keep me")  # and retitle
-    folder = str(store._owner_dir("alice"))
+    files.append_message("alice", conv["id"], role="user", content="Keep me")  # and retitle
+    folder = str(files._owner_dir("alice"))
     assert events == [
         ("rename", f"{folder}/conversations"),
         ("sync folder", f"{folder}/conversations"),
@@ -375,3 +377,40 @@ def test_stored_titles_are_capped(store):
     renamed = store.rename_conversation("alice", conv["id"], "z" * 5_000)
     assert len(renamed["title"]) == MAX_TITLE_CHARS
     assert [len(c["title"]) for c in store.list_conversations("alice")] == [MAX_TITLE_CHARS]
+
+
+def test_search_finds_every_word_or_its_beginning_in_any_case(store):
+    found = store.create_conversation("alice", model="m", first_message="Platypus habitats")
+    store.append_message("alice", found["id"], role="assistant", content="Eastern AUSTRALIA.")
+    store.create_conversation("alice", model="m", first_message="Groceries")
+    store.create_conversation("bob", model="m", first_message="platypus of someone else")
+    (hit,) = store.search("alice", ["platyp", "austral"], 10)
+    assert (hit["id"], hit["match_in"], hit["snippet"]) == (
+        found["id"],
+        "message",
+        "Eastern AUSTRALIA.",
+    )
+    assert hit["snippet"][slice(*hit["marks"][0])] == "AUSTRALIA"[:7]
+    (titled,) = store.search("alice", ["platypus"], 10)
+    assert (titled["match_in"], titled["message_id"], titled["snippet"]) == (
+        "title",
+        None,
+        "Platypus habitats",
+    )
+    assert store.search("alice", ["platypus", "nowhere"], 10) == []
+    assert [h["id"] for h in store.search("bob", ["platypus"], 10)] != [found["id"]]
+
+
+def test_signing_in_moves_a_visitors_history_to_the_account_and_retires_the_visitor(store):
+    mine = store.create_conversation("visitor", model="m", first_message="Mine before")["id"]
+    theirs = store.create_conversation("account", model="m", first_message="Already")["id"]
+    store.update_settings("visitor", {"theme": "dark", "language": "fr"})
+    store.update_settings("account", {"language": "en"})
+    assert store.move_owner("visitor", "account") == 1
+    assert {c["id"] for c in store.list_conversations("account")} == {mine, theirs}
+    assert store.get_conversation("account", mine)["messages"][0]["content"] == "Mine before"
+    assert store.get_settings("account") == {"theme": "dark", "language": "en"}
+    assert store.list_conversations("visitor") == [] and store.get_settings("visitor") == {}
+    assert store.is_retired("visitor") and not store.is_retired("account")
+    assert not store.has_files("visitor") and store.has_files("account")
+    assert store.append_message("visitor", mine, role="user", content="late") is None

@@ -85,8 +85,8 @@ def exported(chat: ChatService, owner: Owner, cid: str) -> dict:
     return next(c for c in document["conversations"] if c["id"] == cid)
 
 
-def test_a_version_2_export_keeps_branches_and_the_branch_shown_through_two_imports(tmp_path):
-    chat = service(History(tmp_path))
+def test_a_version_2_export_keeps_branches_and_the_branch_shown_through_two_imports(store):
+    chat = service(store)
     assert chat.import_data(ME, v2(BRANCHED, CHAIN)) == 2
     first = exported(chat, ME, BRANCHED["id"])
     assert tree(first) == tree(BRANCHED)
@@ -118,25 +118,25 @@ def test_a_version_2_export_keeps_branches_and_the_branch_shown_through_two_impo
 
 
 @pytest.mark.parametrize("leaf", ["absent", None])
-def test_a_version_2_conversation_without_a_leaf_shows_its_last_message(tmp_path, leaf):
+def test_a_version_2_conversation_without_a_leaf_shows_its_last_message(store, leaf):
     conversation = copy.deepcopy(BRANCHED)
     if leaf == "absent":
         del conversation["leaf_id"]
     else:
         conversation["leaf_id"] = leaf
-    chat = service(History(tmp_path))
+    chat = service(store)
     assert chat.import_data(ME, v2(conversation)) == 1
     assert tree(exported(chat, ME, BRANCHED["id"]))[1] == "A pear."
 
 
-def test_an_export_of_an_older_parlor_imports_whole_as_one_branch_each(tmp_path):
+def test_an_export_of_an_older_parlor_imports_whole_as_one_branch_each(store):
     """export-v1.json was written by e1d0c7f (tests/fixtures/make_v1_data.py): every
     conversation and message comes in, in order, each message following the one before."""
     expected = json.loads((FIXTURES / "data-v1.expected.json").read_text(encoding="utf-8"))
     [shown] = [v for o, v in expected["owners"].items() if o.startswith("anon:")]
     document = (FIXTURES / "export-v1.json").read_text(encoding="utf-8")
     assert json.loads(document)["version"] == 1
-    chat = service(History(tmp_path))
+    chat = service(store)
     assert chat.import_data(ME, document) == len(shown["conversations"])
 
     listed = {c["id"]: c for c in chat.conversations(ME)}
@@ -185,12 +185,10 @@ BAD_TREES = [
 
 
 @pytest.mark.parametrize(("damage", "reason"), BAD_TREES)
-def test_a_conversation_whose_messages_make_no_tree_is_refused_saying_which(
-    tmp_path, damage, reason
-):
+def test_a_conversation_whose_messages_make_no_tree_is_refused_saying_which(store, damage, reason):
     bad = copy.deepcopy(CHAIN)
     damage(bad)
-    chat = service(History(tmp_path))
+    chat = service(store)
     with pytest.raises(ServiceError) as refused:
         chat.import_data(ME, v2(BRANCHED, bad))
     assert str(refused.value).startswith('Conversation 2 of this export ("Second"): ')
@@ -198,12 +196,12 @@ def test_a_conversation_whose_messages_make_no_tree_is_refused_saying_which(
     assert chat.conversations(ME) == [], "nothing of the document is stored"
 
 
-def test_a_version_1_document_is_one_branch_whatever_ids_it_carries(tmp_path):
+def test_a_version_1_document_is_one_branch_whatever_ids_it_carries(store):
     """Version 1 has no tree: fields of a later version in it are not read as one."""
     chain = {**copy.deepcopy(CHAIN), "leaf_id": "x"}
     chain["messages"][1]["parent_id"] = "nowhere"
     document = json.dumps({"format": "parlor-export", "version": 1, "conversations": [chain]})
-    chat = service(History(tmp_path))
+    chat = service(store)
     assert chat.import_data(ME, document) == 1
     again = exported(chat, ME, CHAIN["id"])
     first, second = again["messages"]

@@ -207,11 +207,11 @@ def shared_texts(history: History) -> list[str]:
     ]
 
 
-def test_conversations_moved_at_sign_in_follow_the_accounts_sharing(tmp_path):
+def test_conversations_moved_at_sign_in_follow_the_accounts_sharing(store):
     """A visitor who shares signs in to an account that does not: the account's "off" wins
     the settings, so the page says sharing is off, and the moved conversations must not be
     shared either (their consent came along with them)."""
-    history = History(tmp_path)
+    history = store
     service = service_on(history, data_sharing=True)
     me, mine = visitor(5), account("no-share")
     service.update_settings(mine, {service.SHARE: False})
@@ -227,8 +227,8 @@ def test_conversations_moved_at_sign_in_follow_the_accounts_sharing(tmp_path):
     assert shared_texts(history) == []
 
 
-def test_an_account_without_a_setting_takes_the_visitors_sharing(tmp_path):
-    history = History(tmp_path)
+def test_an_account_without_a_setting_takes_the_visitors_sharing(store):
+    history = store
     service = service_on(history, data_sharing=True)
     me, mine = visitor(6), account("fresh")
     service.update_settings(me, {service.SHARE: True})
@@ -238,10 +238,10 @@ def test_an_account_without_a_setting_takes_the_visitors_sharing(tmp_path):
     assert shared_texts(history) == ["still-shared-778"]
 
 
-def test_sharing_exports_only_people_whose_setting_is_on(tmp_path):
+def test_sharing_exports_only_people_whose_setting_is_on(store):
     """A conversation's consent alone is not enough: its owner must share now (consents
     stored before sign-in followed the setting, or written by an older Parlor)."""
-    history = History(tmp_path)
+    history = store
     sharer, stopped, never = visitor(7), visitor(8), visitor(9)
     history.update_settings(sharer.id, {"share_with_model_authors": True})
     history.update_settings(stopped.id, {"share_with_model_authors": False})
@@ -250,10 +250,10 @@ def test_sharing_exports_only_people_whose_setting_is_on(tmp_path):
     assert shared_texts(history) == ["on-779"]
 
 
-def test_shared_conversations_keep_their_branches_apart(tmp_path):
+def test_shared_conversations_keep_their_branches_apart(store):
     """An edited question and its first version are both shared, each with its parent, so
     model authors can tell an alternative from the next turn."""
-    history = History(tmp_path)
+    history = store
     sharer = visitor(10)
     history.update_settings(sharer.id, {"share_with_model_authors": True})
     conv = history.create_conversation(sharer.id, model="m", first_message="q-782", consent=CONSENT)

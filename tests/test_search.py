@@ -11,6 +11,7 @@ import json
 import pytest
 from apprunner import RunningApp
 from gradio_client import Client
+from pg import another, stored_text
 from scripted_server import ScriptedServer, echo_catalog
 from test_adopt import account, service_on, visitor
 from test_portability import CHAIN, v2
@@ -40,11 +41,11 @@ def _on_disk(root, word: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and word.encode() in p.read_bytes()]
 
 
-def test_a_word_of_an_old_answer_in_another_branch_is_found(tmp_path):
+def test_a_word_of_an_old_answer_in_another_branch_is_found(tmp_path, store):
     """The first answer was written again: it is on a branch no longer shown, and search
     still finds it, with the message and a snippet around the word."""
     with ScriptedServer() as srv:
-        service = _service(srv, tmp_path)
+        service = _service(srv, tmp_path, store)
         srv.script("tokens", tokens=["Try ", "the ", "Okapi ", "trail ", "at ", "dawn."])
         cid = asyncio.run(_answered(service.send(ME, "Where should I walk?")))
         old = service.conversation(ME, cid)["messages"][-1]
@@ -65,8 +66,8 @@ def test_a_word_of_an_old_answer_in_another_branch_is_found(tmp_path):
         assert _ids(service.search(ME, "river walk")) == [other, cid]  # newest first
 
 
-def test_a_title_is_found_and_the_newest_conversation_comes_first(tmp_path):
-    history = History(tmp_path)
+def test_a_title_is_found_and_the_newest_conversation_comes_first(store):
+    history = store
     service = service_on(history)
     older = history.create_conversation(ME.id, model="m", first_message="Plan a trip")["id"]
     newer = history.create_conversation(ME.id, model="m", first_message="Cook dinner")["id"]
@@ -91,8 +92,8 @@ def test_an_over_long_query_is_refused_clearly(tmp_path):
         service.search(ME, "word " * MAX_QUERY_CHARS)
 
 
-def test_a_deleted_conversation_is_not_found_and_its_words_are_gone_from_disk(tmp_path):
-    history = History(tmp_path)
+def test_a_deleted_conversation_is_not_found_and_its_words_are_gone_from_disk(store):
+    history = store
     service = service_on(history)
     gone = history.create_conversation(ME.id, model="m", first_message="secret-pelican-41")["id"]
     kept = history.create_conversation(ME.id, model="m", first_message="kept-heron-42")["id"]
@@ -100,16 +101,16 @@ def test_a_deleted_conversation_is_not_found_and_its_words_are_gone_from_disk(tm
 
     assert service.delete_conversation(ME, gone)
     assert service.search(ME, "pelican") == []
-    assert _on_disk(tmp_path, "pelican") == []
+    assert "pelican" not in stored_text(store)
     assert _ids(service.search(ME, "heron")) == [kept]
 
     service.delete_all_conversations(ME)
     assert service.search(ME, "heron") == []
-    assert _on_disk(tmp_path, "heron") == []
+    assert "heron" not in stored_text(store)
 
 
-def test_another_persons_conversations_are_never_found(tmp_path):
-    history = History(tmp_path)
+def test_another_persons_conversations_are_never_found(store):
+    history = store
     service = service_on(history)
     history.create_conversation(OTHER.id, model="m", first_message="their-walrus-7")
     history.create_conversation(ME.id, model="m", first_message="my-walrus-8")
@@ -118,10 +119,10 @@ def test_another_persons_conversations_are_never_found(tmp_path):
     assert service.search(visitor(9), "walrus") == []
 
 
-def test_search_follows_writes_made_after_it_read_the_files(tmp_path):
+def test_search_follows_writes_made_after_it_read_the_files(store):
     """Answers grow, messages are added, and another process writes the same store: each
     search sees the files as they are now."""
-    history = History(tmp_path)
+    history = store
     service = service_on(history)
     cid = history.create_conversation(ME.id, model="m", first_message="Hello")["id"]
     assert service.search(ME, "marmot") == []
@@ -129,7 +130,7 @@ def test_search_follows_writes_made_after_it_read_the_files(tmp_path):
     history.update_message(ME.id, cid, answer["id"], content="A marmot")
     assert [h["message_id"] for h in service.search(ME, "marmot")] == [answer["id"]]
 
-    elsewhere = History(tmp_path)  # another worker process on the same data
+    elsewhere = another(store)  # another worker process on the same data
     theirs = elsewhere.create_conversation(ME.id, model="m", first_message="A marmot too")["id"]
     assert _ids(service.search(ME, "marmot")) == [theirs, cid]
     elsewhere.delete_conversation(ME.id, cid)
@@ -154,8 +155,8 @@ def test_damaged_files_do_not_stop_search(tmp_path):
     assert set(_ids(service.search(ME, "honey"))) == {cids[1]}
 
 
-def test_imported_and_moved_conversations_are_found_by_their_new_owner(tmp_path):
-    history = History(tmp_path)
+def test_imported_and_moved_conversations_are_found_by_their_new_owner(store):
+    history = store
     service = service_on(history)
     me, mine = visitor(5), account("searcher")
     history.create_conversation(me.id, model="m", first_message="a quokka at sign-in")

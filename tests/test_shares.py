@@ -4,10 +4,10 @@ deleted links gone from disk, ownership, and the move at sign-in."""
 from __future__ import annotations
 
 import pytest
+from pg import stored_text
 
 from chat.catalog import parse_catalog
 from chat.endpoints import Endpoints
-from chat.history import History
 from chat.identity import Owner
 from chat.service import ChatService, ServiceError
 
@@ -16,12 +16,12 @@ OTHER = Owner(id="anon:" + "2" * 40, kind="anonymous")
 ACCOUNT = Owner(id="hf:12345", kind="hf", name="someone")
 
 
-def _service(tmp_path) -> ChatService:
+def _service(history) -> ChatService:
     endpoint = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
     catalog = parse_catalog({"models": [{"id": "m", "name": "M", "endpoints": [endpoint]}]})
     return ChatService(
         catalog=catalog,
-        history=History(tmp_path),
+        history=history,
         endpoints=Endpoints(environ={}),
         max_message_chars=1000,
         frame_seconds=0,
@@ -36,13 +36,13 @@ def _chat(service: ChatService, owner: Owner, *texts: str) -> str:
     return cid
 
 
-def _snapshot_files(tmp_path) -> list[str]:
-    folder = tmp_path / "shares"
-    return sorted(p.name for p in folder.glob("*.json")) if folder.exists() else []
+def _snapshots_kept(service: ChatService, link_id: str) -> bool:
+    """Whether the store still holds a link's snapshot (a file, or a row)."""
+    return link_id in stored_text(service.history)
 
 
-def test_a_link_shows_the_conversation_as_it_was_when_shared(tmp_path):
-    service = _service(tmp_path)
+def test_a_link_shows_the_conversation_as_it_was_when_shared(store):
+    service = _service(store)
     cid = _chat(service, ME, "What is a parlor?", "A room for talking.")
     link = service.share(ME, cid)
     assert link["url"] == f"/r/{link['id']}" and len(link["id"]) >= 22
@@ -50,21 +50,21 @@ def test_a_link_shows_the_conversation_as_it_was_when_shared(tmp_path):
     shown = service.shared(link["id"])
     assert [m["content"] for m in shown["messages"]] == ["What is a parlor?", "A room for talking."]
     assert shown["title"] == link["title"] == "What is a parlor?"
-    assert ME.id not in (tmp_path / "shares" / f"{link['id']}.json").read_text()
+    assert ME.id not in str(service.history.share_snapshot(link["id"]))
     assert [s["id"] for s in service.shares(ME)] == [link["id"]]
 
 
-def test_a_revoked_link_is_gone_and_its_file_too(tmp_path):
-    service = _service(tmp_path)
+def test_a_revoked_link_is_gone_and_its_file_too(store):
+    service = _service(store)
     link = service.share(ME, _chat(service, ME, "hello"))
     assert service.revoke_share(ME, link["id"]) is True
     assert service.shared(link["id"]) is None
-    assert service.shares(ME) == [] and _snapshot_files(tmp_path) == []
+    assert service.shares(ME) == [] and not _snapshots_kept(service, link["id"])
     assert service.revoke_share(ME, link["id"]) is False
 
 
-def test_a_foreign_link_looks_missing_to_its_non_owner(tmp_path):
-    service = _service(tmp_path)
+def test_a_foreign_link_looks_missing_to_its_non_owner(store):
+    service = _service(store)
     link = service.share(ME, _chat(service, ME, "mine"))
     assert service.revoke_share(OTHER, link["id"]) is False
     assert service.shares(OTHER) == []
@@ -73,8 +73,8 @@ def test_a_foreign_link_looks_missing_to_its_non_owner(tmp_path):
         service.share(OTHER, service.conversations(ME)[0]["id"])
 
 
-def test_deleting_a_conversation_or_everything_deletes_its_links(tmp_path):
-    service = _service(tmp_path)
+def test_deleting_a_conversation_or_everything_deletes_its_links(store):
+    service = _service(store)
     first, second, third = (_chat(service, ME, t) for t in ("one", "two", "three"))
     a, b = service.share(ME, first), service.share(ME, second)
     c = service.share(ME, third)
@@ -82,11 +82,12 @@ def test_deleting_a_conversation_or_everything_deletes_its_links(tmp_path):
     assert service.shared(a["id"]) is None and service.shared(b["id"]) is not None
     assert {s["id"] for s in service.shares(ME)} == {b["id"], c["id"]}
     service.delete_all_conversations(ME)
-    assert service.shares(ME) == [] and _snapshot_files(tmp_path) == []
+    assert service.shares(ME) == []
+    assert not any(_snapshots_kept(service, link["id"]) for link in (a, b, c))
 
 
-def test_continuing_a_link_copies_it_into_the_visitors_history(tmp_path):
-    service = _service(tmp_path)
+def test_continuing_a_link_copies_it_into_the_visitors_history(store):
+    service = _service(store)
     link = service.share(ME, _chat(service, ME, "question", "answer"))
     new_id = service.continue_shared(OTHER, link["id"])
     copied = service.conversation(OTHER, new_id)
@@ -97,8 +98,8 @@ def test_continuing_a_link_copies_it_into_the_visitors_history(tmp_path):
     assert service.conversation(OTHER, new_id)["title"] == "question"  # the copy stays
 
 
-def test_signing_in_keeps_a_visitors_links_under_the_account(tmp_path):
-    service = _service(tmp_path)
+def test_signing_in_keeps_a_visitors_links_under_the_account(store):
+    service = _service(store)
     cid = _chat(service, ME, "before signing in")
     link = service.share(ME, cid)
     service.adopt(ACCOUNT, ME)

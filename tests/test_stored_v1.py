@@ -59,27 +59,33 @@ def chat(data, tmp_path):
         yield _service(srv, tmp_path, History(data), data_sharing=True)
 
 
+def shows_what_the_old_code_showed(chat, owner: Owner) -> list[dict]:
+    """The owner's conversations (newest first), settings and messages, each conversation
+    one branch, as the old code showed them (also run on PostgreSQL: tests/test_migrate.py).
+    The listing."""
+    expected = EXPECTED[owner.id]
+    listed = [
+        {k: c[k] for k in ("id", "title", "model", "updated_at")} for c in expected["conversations"]
+    ]
+    assert chat.conversations(owner) == listed, "all of them, newest first"
+    assert chat.settings(owner).items() >= expected["settings"].items()
+    for conv in expected["conversations"]:
+        shown = chat.conversation(owner, conv["id"])
+        assert {k: shown[k] for k in ("title", "model", "created_at")} == {
+            k: conv[k] for k in ("title", "model", "created_at")
+        }
+        assert [{k: m[k] for k in MESSAGE_FIELDS} for m in shown["messages"]] == conv["messages"]
+        one_branch(shown)
+        ids = [m["id"] for m in shown["messages"]]
+        assert shown["path"] == ids and [m["id"] for m in shown["all_messages"]] == ids
+    return listed
+
+
 def test_every_conversation_and_message_written_by_older_code_is_there(data, chat):
     before = files(data)
     for owner in OWNERS:
         expected = EXPECTED[owner.id]
-        listed = [
-            {k: c[k] for k in ("id", "title", "model", "updated_at")}
-            for c in expected["conversations"]
-        ]
-        assert chat.conversations(owner) == listed, "all of them, newest first"
-        assert chat.settings(owner).items() >= expected["settings"].items()
-        for conv in expected["conversations"]:
-            shown = chat.conversation(owner, conv["id"])
-            assert {k: shown[k] for k in ("title", "model", "created_at")} == {
-                k: conv[k] for k in ("title", "model", "created_at")
-            }
-            assert [{k: m[k] for k in MESSAGE_FIELDS} for m in shown["messages"]] == conv[
-                "messages"
-            ]
-            one_branch(shown)
-            ids = [m["id"] for m in shown["messages"]]
-            assert shown["path"] == ids and [m["id"] for m in shown["all_messages"]] == ids
+        listed = shows_what_the_old_code_showed(chat, owner)
         exported = chat.export(owner)
         assert exported["version"] == 2
         assert [c["id"] for c in exported["conversations"]] == [c["id"] for c in listed]
