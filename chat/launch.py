@@ -47,7 +47,12 @@ def main() -> None:
         local.start()
     from .server import create_app, serve  # imports Gradio: after the model has started
 
-    app = create_app(settings, catalog, local=local)
+    try:
+        app = create_app(settings, catalog, local=local)
+    except SettingsError as e:  # a deployer's extension (chat/extensions.py)
+        if local is not None:
+            local.stop()
+        sys.exit(f"Parlor cannot start: {e}")
     settle_heap()
     serve(app, settings)
 
@@ -66,4 +71,5 @@ def _setting_error(error: ValidationError) -> str:
     first = error.errors()[0]
     name = str(first["loc"][0]) if first["loc"] else "a setting"
     variable = name if name.isupper() else f"PARLOR_{name.upper()}"
-    return f"the setting {variable} is not valid: {first['msg']}."
+    why = first["msg"].removeprefix("Value error, ")  # a check of ours says it all
+    return f"the setting {variable} is not valid: {why}."

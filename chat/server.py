@@ -11,10 +11,10 @@ import socket
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 
-from . import gradio_patches, hub_patches, pages, patches
+from . import branding, extensions, gradio_patches, hub_patches, pages, patches
 from .accounts import DeclinedSignIn, TokenResolver
 from .api import register_api
 from .catalog import Catalog
@@ -104,6 +104,7 @@ def create_app(
             "or set PARLOR_DATA_DIR to keep it across restarts",
             settings.data_dir,
         )
+    brand = branding.branding_of(settings)
     demo = build_ui(
         service,
         owner_of,
@@ -111,6 +112,8 @@ def create_app(
         login=settings.login_enabled,
         welcome=settings.welcome,
         api=lambda: register_api(service, owner_of),
+        brand=brand,
+        extend=extensions.load(settings.extension),
     )
     demo.max_threads = MAX_CONCURRENT_JOBS
     demo.queue(default_concurrency_limit=None)
@@ -153,7 +156,9 @@ def create_app(
 
     @app.get("/models", include_in_schema=False)
     def models() -> HTMLResponse:
-        return HTMLResponse(pages.models_page(service))
+        return HTMLResponse(pages.models_page(service, brand))
+
+    _serve_brand_files(app, brand)
 
     @app.get("/privacy", include_in_schema=False)
     def privacy() -> HTMLResponse:
@@ -164,6 +169,7 @@ def create_app(
                 login=settings.login_enabled,
                 ephemeral=settings.ephemeral_storage,
                 feedback_url=settings.feedback_link,
+                brand=brand,
             )
         )
 
@@ -172,6 +178,8 @@ def create_app(
         demo,
         path="/",
         css=CSS,
+        theme=branding.theme(brand),
+        head=brand.head(),
         show_error=False,
         run_history=False,
         footer_links=[],
@@ -188,7 +196,7 @@ def create_app(
     )
     # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
     add_http_api(gradio_app, service, owner_of)
-    add_share_pages(gradio_app, service, owner_of)
+    add_share_pages(gradio_app, service, owner_of, brand)
     policy = CookiePolicy(
         samesite=settings.cookie_samesite,
         secure=settings.cookie_secure,
@@ -214,8 +222,22 @@ def create_app(
         frame_ancestors=settings.frame_ancestors,
         public_urls=settings.public_urls,
         trusted_proxy=settings.trusted_proxy,
+        image_origins=brand.image_origins(),
     )
     return app
+
+
+def _serve_brand_files(app: FastAPI, brand: branding.Branding) -> None:
+    """The deployer's logo and favicon files (checked at start-up). No script runs in them,
+    even opened on their own (an SVG may hold one)."""
+    headers = {"content-security-policy": "script-src 'none'", "cache-control": "max-age=3600"}
+    for path, file in brand.files().items():
+        media = branding.IMAGE_TYPES[file.suffix.lower()]
+
+        def serve_file(file=file, media=media) -> FileResponse:
+            return FileResponse(file, media_type=media, headers=headers)
+
+        app.add_api_route(f"/{path}", serve_file, methods=["GET", "HEAD"], include_in_schema=False)
 
 
 def _mounted(app: FastAPI, kind: type[FastAPI]) -> FastAPI:
