@@ -98,7 +98,8 @@ def test_every_branding_setting_shows(people, stack):
     assert served.ok and served.headers["content-type"] == "image/svg+xml"
 
     # The favicon: linked from the page, and served.
-    icon = page.locator("link[rel=icon]").last
+    icon = page.locator("link[rel~=icon]")  # the one icon of the page (Gradio's is gone)
+    expect(icon).to_have_count(1)
     expect(icon).to_have_attribute("href", "brand/favicon")
     fetched = page.request.get(stack.app.url + "brand/favicon")
     assert fetched.ok and fetched.body() == FAVICON
@@ -158,6 +159,7 @@ def test_the_privacy_and_models_pages_carry_the_brand(people, stack):
         link = me.page.get_by_role("link", name=text, exact=True)
         expect(link).to_have_attribute("href", href)
     expect(me.page.locator("body")).to_contain_text("Using this app means accepting its terms")
+    shot(me, "brand-privacy")
     me.page.goto(stack.app.url + "models")
     expect(me.page).to_have_title(f"Models · {NAME}")
 
