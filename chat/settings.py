@@ -89,13 +89,13 @@ class Settings(BaseSettings):
     # Opt-in sharing of conversations with model authors. Off: the per-person setting does
     # not exist and the privacy page promises that nothing is shared.
     data_sharing: bool = False
-    feedback_url: str = ""  # a public discussion page for feedback, linked from /privacy
+    feedback_url: str = ""  # the older name of discussion_url, still read
     # -- branding and links (chat/branding.py checks each one) --
     name: str = Field("Parlor", min_length=1, max_length=80)
     description: str = Field("", max_length=300)
     logo: str = ""  # an image file served by the app, or an https:// URL
     favicon: str = ""
-    accent_color: str = ""  # "#rrggbb": primary buttons, links, focus, light and dark
+    accent_color: str = ""  # "#rrggbb": primary buttons and links, light and dark
     announcement: str = ""  # Markdown banner over the chat, dismissible
     header: str = ""  # Markdown above the chat
     footer: str = ""  # Markdown under the chat
@@ -178,8 +178,8 @@ class Settings(BaseSettings):
 
     @property
     def feedback_link(self) -> str:
-        if self.discussion_url or self.feedback_url:
-            return self.discussion_url or self.feedback_url
+        if link := self.discussion_url or self.feedback_url:
+            return link
         if self.space_id:
             return f"https://huggingface.co/spaces/{self.space_id}/discussions"
         return ""
