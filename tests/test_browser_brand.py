@@ -142,9 +142,10 @@ def test_the_announcement_stays_dismissed_until_its_text_changes(people, stack):
     me.reload()
     expect(banner).to_be_visible()
 
-    # Another browser has not dismissed it.
-    other = people(stack.app.url).open()
+    # Another browser (a phone's) has not dismissed it.
+    other = people(stack.app.url, phone=True).open()
     expect(other.page.locator("#announcement")).to_be_visible()
+    expect(other.page.locator("#announcement-dismiss")).to_be_in_viewport()
 
 
 def test_the_privacy_and_models_pages_carry_the_brand(people, stack):
