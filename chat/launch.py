@@ -54,7 +54,7 @@ def main() -> None:
 
     try:
         app = create_app(settings, catalog, local=local)
-    except SettingsError as e:  # e.g. the database of PARLOR_DATABASE_URL cannot be used
+    except SettingsError as e:  # PARLOR_DATABASE_URL's database, or a deployer's extension
         if local is not None:
             local.stop()
         sys.exit(f"Parlor cannot start: {e}")
@@ -76,4 +76,5 @@ def _setting_error(error: ValidationError) -> str:
     first = error.errors()[0]
     name = str(first["loc"][0]) if first["loc"] else "a setting"
     variable = name if name.isupper() else f"PARLOR_{name.upper()}"
-    return f"the setting {variable} is not valid: {first['msg']}."
+    why = first["msg"].removeprefix("Value error, ")  # a check of ours says it all
+    return f"the setting {variable} is not valid: {why}."

@@ -13,6 +13,7 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from .branding import PARLOR, Branding
 from .catalog import Model
 from .doors import OwnerOf
 from .identity import Owner
@@ -27,21 +28,23 @@ a{color:#4f46e5}h1{font-size:1.7rem}h2{font-size:1.2rem;margin-top:1.8rem}
 padding:.05rem .55rem;margin-left:.4rem;background:#ecfdf5;color:#047857}
 .tag.off{background:#f3f4f6;color:#6b7280}.start{display:inline-block;margin-top:.4rem;
 padding:.3rem .8rem;border-radius:.4rem;background:#4f46e5;color:#fff;text-decoration:none}
-nav a{margin-right:1rem}
+nav a{margin-right:1rem}nav .logo{max-height:1.6rem;vertical-align:middle;margin-right:.6rem}
 """
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, brand: Branding = PARLOR) -> str:
+    accent = f"a{{color:{brand.accent}}}.start{{background:{brand.accent}}}" if brand.accent else ""
+    logo = f"<img src='{escape(brand.logo_href('/'))}' alt='' class='logo'>" if brand.logo else ""
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{escape(title)} · Parlor</title><style>{STYLE}</style></head><body>"
-        f"<nav><a href='/'>← Back to chat</a><a href='/models'>Models</a>"
-        f"<a href='/privacy'>Privacy</a></nav>{body}</body></html>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'>{brand.head('/')}"
+        f"<title>{escape(title)} · {escape(brand.name)}</title><style>{STYLE}{accent}</style>"
+        f"</head><body><nav>{logo}<a href='/'>← Back to chat</a>"
+        f"<a href='/models'>Models</a><a href='/privacy'>Privacy</a></nav>{body}</body></html>"
     )
 
 
-def models_page(service: ChatService, viewer: Owner | None = None) -> str:
+def models_page(service: ChatService, viewer: Owner | None = None, brand: Branding = PARLOR) -> str:
     """The listed models, each available or not to `viewer` (and why not)."""
     cards = []
     for info in service.models(viewer):
@@ -72,8 +75,9 @@ def models_page(service: ChatService, viewer: Owner | None = None) -> str:
         )
     return _page(
         "Models",
-        "<h1>Models</h1><p>The models you can chat with on this Parlor. Each conversation keeps "
-        "the model it was started with.</p>" + "".join(cards),
+        f"<h1>Models</h1><p>The models you can chat with on {escape(brand.name)}. Each "
+        "conversation keeps the model it was started with.</p>" + "".join(cards),
+        brand,
     )
 
 
@@ -90,7 +94,9 @@ def _paying(own_tokens: bool) -> str:
     )
 
 
-def add_models_page(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
+def add_models_page(
+    app: FastAPI, service: ChatService, owner_of: OwnerOf, brand: Branding = PARLOR
+) -> None:
     """Route `/models` on `app`, Gradio's own: its sign-in session says who is looking."""
 
     @app.get("/models", include_in_schema=False)
@@ -99,7 +105,7 @@ def add_models_page(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> No
             viewer = owner_of(gr.Request(request=request))
         except gr.Error:  # no identity to trust: shown as to anyone
             viewer = Owner(id="", kind="anonymous")
-        return HTMLResponse(models_page(service, viewer))
+        return HTMLResponse(models_page(service, viewer, brand))
 
     routes = app.router.routes
     routes.insert(0, routes.pop())  # before Gradio's own routes
@@ -157,6 +163,7 @@ def privacy_page(
     ephemeral: bool,
     feedback_url: str,
     own_tokens: bool = False,
+    brand: Branding = PARLOR,
 ) -> str:
     served = "".join(
         f"<li>{escape(m['name'])} <code>{escape(m['id'])}</code>"
@@ -201,10 +208,11 @@ def privacy_page(
         if feedback_url
         else ""
     )
+    terms = _terms(brand)
     return _page(
         "Privacy",
         f"""<h1>Privacy</h1>
-<p>Parlor keeps your conversations for one purpose: to show them back to you.</p>
+<p>{escape(brand.name)} keeps your conversations for one purpose: to show them back to you.</p>
 <h2>What is stored, and where</h2>
 <p>Each conversation you have (your messages, the answers, the model used, the times) is stored
 {where}. Nothing else about you is stored.
@@ -234,5 +242,31 @@ written later), and nothing about you: no name, no account, no cookie. It is hid
 engines (<code>noindex</code>). Someone who opens it can copy it into their own history to
 continue it. Revoke a link under <em>Your data</em>: it stops opening at once, and its copy is
 removed from disk; deleting the conversation, or all of them, deletes its links too.</p>
-{feedback}""",
+{terms}{feedback}""",
+        brand,
     )
+
+
+# What /privacy says of each deployer link (chat/branding.py labels), "{a}" its link.
+LINK_TEXT = {
+    "Privacy policy": "This page says how this app keeps your conversations. The people "
+    "running it have a full {a} of their own, which applies too.",
+    "Terms of use": "Using this app means accepting its {a}.",
+    "Legal contact": "For a legal question, or to ask about your data, write to the {a}.",
+    "Source code": "The {a} of this app is public: anyone can check what it does with your "
+    "conversations.",
+}
+
+
+def _terms(brand: Branding) -> str:
+    """The deployer's links, each in a sentence (the discussion page has its own section)."""
+    lines = [
+        "<p>"
+        + LINK_TEXT[label].replace(
+            "{a}", f"<a href='{escape(href)}' rel='noopener' target='_blank'>{label.lower()}</a>"
+        )
+        + "</p>"
+        for label, href in brand.links
+        if label in LINK_TEXT
+    ]
+    return "<h2>Terms and contacts</h2>" + "".join(lines) if lines else ""

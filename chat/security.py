@@ -4,8 +4,9 @@
   (`PARLOR_FRAME_ANCESTORS`; `*`, the default, allows any site, like a public Space); the
   page loads images, media, fonts and styles only from Parlor itself (images and media also
   from `data:`/`blob:`), so that an answer's markup cannot make the browser send anything
-  elsewhere (`chat/doors.py` shows remote images as links). Scripts and connections are left
-  to Gradio, which builds its page with inline scripts.
+  elsewhere (`chat/doors.py` shows remote images as links); a deployer's logo or favicon
+  given as a URL adds its origin to `img-src` only (chat/branding.py). Scripts and
+  connections are left to Gradio, which builds its page with inline scripts.
 - Because the session cookie is sent cross-site (so the app works in an iframe), a request
   that changes state is refused when its `Origin` is a site other than the app itself or an
   embedding site named in `PARLOR_FRAME_ANCESTORS`. The chat page inside an iframe runs on the
@@ -50,14 +51,17 @@ class SecurityMiddleware:
         frame_ancestors: str,
         public_urls: Sequence[str] = (),
         trusted_proxy: bool = False,
+        image_origins: Sequence[str] = (),
     ) -> None:
         self.app = app
         sources = frame_ancestors.split()
         ancestors = ["frame-ancestors " + " ".join(sources)] if sources else []
+        # A deployer's logo or favicon given as a URL: images from its origin, nothing else.
+        loads = [" ".join([d, *image_origins]) if d.startswith("img-src") else d for d in LOADS]
         self.extra = (
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"strict-origin-when-cross-origin"),
-            (b"content-security-policy", "; ".join([*ancestors, *LOADS]).encode()),
+            (b"content-security-policy", "; ".join([*ancestors, *loads]).encode()),
         )
         # "*" lets any site frame the page, not post to it: only named sites are trusted.
         self.trusted = {_netloc(s) for s in sources if s not in ("*", "'self'", "'none'")}

@@ -11,10 +11,10 @@ import socket
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 
-from . import gradio_patches, hub_patches, pages, patches
+from . import branding, extensions, gradio_patches, hub_patches, pages, patches
 from .accounts import DeclinedSignIn, TokenResolver
 from .api import register_api
 from .catalog import Catalog
@@ -121,6 +121,7 @@ def create_app(
         )
     # The watermark's key stays in this process and the embedded model's (chat/watermark.py).
     detector = Detector(catalog, settings.watermark_secret() if catalog.watermarks() else "")
+    brand = branding.branding_of(settings)
     demo = build_ui(
         service,
         owner_of,
@@ -129,6 +130,8 @@ def create_app(
         welcome=settings.welcome,
         api=lambda: register_api(service, owner_of, detector),
         copy_label=COPY_LABEL if settings.label_on_copy else "",
+        brand=brand,
+        extend=extensions.load(settings.extension),
     )
     demo.max_threads = MAX_CONCURRENT_JOBS
     demo.queue(default_concurrency_limit=None)
@@ -170,6 +173,8 @@ def create_app(
         """Gradio would save a session's last-shown values (a conversation) to a file here."""
         return Response(status_code=404)
 
+    _serve_brand_files(app, brand)
+
     @app.get("/privacy", include_in_schema=False)
     def privacy() -> HTMLResponse:
         return HTMLResponse(
@@ -180,6 +185,7 @@ def create_app(
                 ephemeral=settings.ephemeral_storage,
                 feedback_url=settings.feedback_link,
                 own_tokens=own_tokens,
+                brand=brand,
             )
         )
 
@@ -189,6 +195,8 @@ def create_app(
         demo,
         path="/",
         css=CSS,
+        theme=branding.theme(brand),
+        head=brand.head(),
         show_error=False,
         run_history=False,
         footer_links=[],
@@ -205,8 +213,8 @@ def create_app(
     )
     # Inside Gradio's own app, so that the sign-in session (its SessionMiddleware) is read.
     add_http_api(gradio_app, service, owner_of)
-    add_share_pages(gradio_app, service, owner_of)
-    pages.add_models_page(gradio_app, service, owner_of)
+    add_share_pages(gradio_app, service, owner_of, brand)
+    pages.add_models_page(gradio_app, service, owner_of, brand)
     policy = CookiePolicy(
         samesite=settings.cookie_samesite,
         secure=settings.cookie_secure,
@@ -234,8 +242,22 @@ def create_app(
         frame_ancestors=settings.frame_ancestors,
         public_urls=settings.public_urls,
         trusted_proxy=settings.trusted_proxy,
+        image_origins=brand.image_origins(),
     )
     return app
+
+
+def _serve_brand_files(app: FastAPI, brand: branding.Branding) -> None:
+    """The deployer's logo and favicon files (checked at start-up). No script runs in them,
+    even opened on their own (an SVG may hold one)."""
+    headers = {"content-security-policy": "script-src 'none'", "cache-control": "max-age=3600"}
+    for path, file in brand.files().items():
+        media = branding.IMAGE_TYPES[file.suffix.lower()]
+
+        def serve_file(file=file, media=media) -> FileResponse:
+            return FileResponse(file, media_type=media, headers=headers)
+
+        app.add_api_route(f"/{path}", serve_file, methods=["GET", "HEAD"], include_in_schema=False)
 
 
 def _mounted(app: FastAPI, kind: type[FastAPI]) -> FastAPI:

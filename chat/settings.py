@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import branding as checks
+
 SPACE_VOLUME = Path("/data")
 MIN_SECRET_CHARS = 16  # the shortest cookie-signing secret accepted
 
@@ -110,7 +112,23 @@ class Settings(BaseSettings):
     # Opt-in sharing of conversations with model authors. Off: the per-person setting does
     # not exist and the privacy page promises that nothing is shared.
     data_sharing: bool = False
-    feedback_url: str = ""  # a public discussion page for feedback, linked from /privacy
+    feedback_url: str = ""  # the older name of discussion_url, still read
+    # -- branding and links (chat/branding.py checks each one) --
+    name: str = Field("Parlor", min_length=1, max_length=80)
+    description: str = Field("", max_length=300)
+    logo: str = ""  # an image file served by the app, or an https:// URL
+    favicon: str = ""
+    accent_color: str = ""  # "#rrggbb": primary buttons and links, light and dark
+    announcement: str = ""  # Markdown banner over the chat, dismissible
+    header: str = ""  # Markdown above the chat
+    footer: str = ""  # Markdown under the chat
+    privacy_policy_url: str = ""
+    terms_url: str = ""
+    legal_contact: str = ""  # an e-mail address or a URL
+    source_url: str = ""  # off when unset (branding.PROJECT_REPOSITORY, once there is one)
+    discussion_url: str = ""  # the public discussion; PARLOR_FEEDBACK_URL is its older name
+    extension: str = ""  # module.path of a module with extend(blocks, parlor): chat/extensions.py
+    # -- end of branding and links --
     # The welcome notice a person sees on their first visit (Markdown; empty: Parlor's own).
     welcome: str = ""
     # Sites allowed to embed Parlor in a frame (CSP frame-ancestors); "*" allows any site.
@@ -161,6 +179,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    # -- branding and links: each checked at start-up, the error naming its variable --
+    _colour = field_validator("accent_color")(checks.colour)
+    _image = field_validator("logo", "favicon")(checks.image)
+    _link = field_validator(
+        "privacy_policy_url", "terms_url", "source_url", "discussion_url", "feedback_url"
+    )(checks.link)
+    _contact = field_validator("legal_contact")(checks.contact)
+    _extension = field_validator("extension")(checks.module)
+
     @model_validator(mode="after")
     def _space_volume(self) -> Settings:
         # On a Space, a mounted storage bucket at /data keeps history across restarts.
@@ -195,8 +222,8 @@ class Settings(BaseSettings):
 
     @property
     def feedback_link(self) -> str:
-        if self.feedback_url:
-            return self.feedback_url
+        if link := self.discussion_url or self.feedback_url:
+            return link
         if self.space_id:
             return f"https://huggingface.co/spaces/{self.space_id}/discussions"
         return ""

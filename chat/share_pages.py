@@ -15,6 +15,7 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from .branding import PARLOR, Branding
 from .doors import OwnerOf, owner_off_loop
 from .pages import _page
 from .service import ChatService, ServiceError
@@ -23,7 +24,7 @@ NOINDEX = {"x-robots-tag": "noindex", "cache-control": "no-store"}
 ROLES = {"user": "Question", "assistant": "Answer", "system": "System"}
 
 
-def share_page(share_id: str, snapshot: dict) -> str:
+def share_page(share_id: str, snapshot: dict, brand: Branding = PARLOR) -> str:
     messages = "".join(
         f"<div class='msg {escape(m['role'])}'><h2>{ROLES.get(m['role'], escape(m['role']))}</h2>"
         f"<div style='white-space:pre-wrap'>{escape(m['content'] or '')}</div></div>"
@@ -31,17 +32,20 @@ def share_page(share_id: str, snapshot: dict) -> str:
     )
     body = (
         f"<h1>{escape(snapshot['title'])}</h1>"
-        f"<p>A conversation shared from Parlor on {escape(snapshot['created_at'][:10])}, "
+        f"<p>A conversation shared from {escape(brand.name)} on "
+        f"{escape(snapshot['created_at'][:10])}, "
         f"as it was then ({escape(snapshot['model'])}).</p>{messages}"
         f"<form method='post' action='/r/{escape(share_id)}/continue'>"
         f"<button class='start' id='continue-shared' type='submit'>"
         f"Continue this conversation</button></form>"
     )
-    page = _page(snapshot["title"], body)
+    page = _page(snapshot["title"], body, brand)
     return page.replace("<head>", "<head><meta name='robots' content='noindex'>", 1)
 
 
-def add_share_pages(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
+def add_share_pages(
+    app: FastAPI, service: ChatService, owner_of: OwnerOf, brand: Branding = PARLOR
+) -> None:
     def missing() -> Response:
         return Response("Not found", status_code=404, headers=NOINDEX)
 
@@ -50,7 +54,7 @@ def add_share_pages(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> No
         snapshot = service.shared(share_id)
         if snapshot is None:
             return missing()
-        return HTMLResponse(share_page(share_id, snapshot), headers=NOINDEX)
+        return HTMLResponse(share_page(share_id, snapshot, brand), headers=NOINDEX)
 
     @app.post("/r/{share_id}/continue", include_in_schema=False)
     async def continue_shared(share_id: str, request: Request) -> Response:

@@ -17,9 +17,11 @@ from functools import partial
 
 import gradio as gr
 
-from . import ui_markdown, ui_sidebar, ui_temporary, ui_tree
+from . import ui_brand, ui_markdown, ui_sidebar, ui_temporary, ui_tree
 from .accounts import DECLINED
+from .branding import PARLOR, Branding
 from .doors import OwnerOf, owner_off_loop
+from .extensions import PageParts
 from .identity import Owner
 from .service import ChatService, ServiceError
 from .ui_answers import PRIVATE, buttons, wire_answers
@@ -53,6 +55,7 @@ CSS = (
     + ui_sidebar.CSS
     + ui_temporary.CSS
     + ui_markdown.CSS
+    + ui_brand.CSS
 )
 
 # Tells the person when this browser refuses the session cookie (e.g. third-party cookies
@@ -132,17 +135,22 @@ def build_ui(
     welcome: str = "",
     api: Callable[[], None] = lambda: None,
     copy_label: str = "",
+    brand: Branding = PARLOR,
+    extend: Callable[[gr.Blocks, PageParts], None] | None = None,
 ) -> gr.Blocks:
     """The Blocks of the chat page. `api()` declares the client API inside it first, so that
-    the public endpoints get their names before the UI's private events take any.
-    `copy_label`: a line that copying a message appends ("" for none)."""
+    the public endpoints get their names before the UI's private events take any. `footer`:
+    a warning over the chat (ephemeral storage); `copy_label`: a line that copying a message
+    appends ("" for none); `brand`: the deployer's name, logo, links, announcement, header
+    and footer (chat/ui_brand.py); `extend`: a deployer's extension, called last inside the
+    page (chat/extensions.py)."""
     default = service.catalog.default
     examples = [{"display_text": e.title, "text": e.prompt} for e in default.prompt_examples]
 
-    with gr.Blocks(title="Parlor", fill_height=True, delete_cache=(600, 900)) as demo:
+    with gr.Blocks(title=brand.name, fill_height=True, delete_cache=(600, 900)) as demo:
         api()
         with gr.Sidebar(elem_id="sidebar", open=True) as sidebar:
-            gr.Markdown("## Parlor")
+            ui_brand.build_brand_header(brand)
             account = gr.Markdown("", elem_id="account")
             if login:
                 gr.LoginButton("Sign in with Hugging Face", elem_id="login")
@@ -155,11 +163,13 @@ def build_ui(
             side = build_sidebar(history=service.store_messages)
             data_panel = build_data_panel(service)
             settings_panel = build_settings_panel(service)
-            gr.Markdown("[Models](models) · [Privacy](privacy)", elem_classes="parlor-links")
+            gr.Markdown(ui_brand.links_markdown(brand), elem_classes="parlor-links")
 
-        with gr.Column(scale=1):
+        with gr.Column(scale=1) as main:
             gr.Markdown(footer, elem_id="banner", visible=bool(footer))
-            settings_panel.welcome, settings_panel.dismiss = build_welcome(welcome)
+            announcement = ui_brand.build_announcement(brand)
+            ui_brand.build_header(brand)
+            settings_panel.welcome, settings_panel.dismiss = build_welcome(welcome, brand.name)
             cookie_warning = gr.Markdown("", elem_id="cookie-warning")
             temporary = build_temporary_switch(service)  # chat/ui_temporary.py
             model = gr.Dropdown(
@@ -210,6 +220,7 @@ def build_ui(
                     "Delete", variant="stop", size="sm", elem_id="confirm-delete-yes"
                 )
                 confirm_no = gr.Button("Cancel", size="sm", elem_id="confirm-delete-no")
+            ui_brand.build_footer(brand)
 
         page = gr.Textbox(visible=False)  # this page's token: see PAGE_TOKEN_JS
         view = ChatView(
@@ -256,6 +267,9 @@ def build_ui(
         for trigger in (new_chat.click, chatbot.clear):  # clearing the chat starts a new one
             trigger(None, cancels=streams, **PRIVATE)  # first: see _wire_chat
             trigger(start_afresh, inputs=page, outputs=view.all(), **PRIVATE)
+        announcement.wire(demo, brand)
+        if extend is not None:  # last: the page is whole, its parts named in PageParts
+            extend(demo, PageParts(service, owner_of, page, view.conversation_id, sidebar, main))
     return demo
 
 

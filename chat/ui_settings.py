@@ -15,7 +15,7 @@ from .service import ChatService, ServiceError
 PRIVATE = {"api_visibility": "private"}
 
 WELCOME = (
-    "**Welcome to Parlor**, a place to chat with open models. "
+    "**Welcome to {name}**, a place to chat with open models. "
     "Answers are written by a language model and **can be wrong**: check what matters. "
     "Your conversations are private to you: see [how your data is kept](privacy)."
 )
@@ -111,11 +111,11 @@ class SettingsPanel:
         self.dismiss.click(dismiss, inputs=page, outputs=self.welcome, **PRIVATE)
 
 
-def build_welcome(text: str) -> tuple[gr.Column, gr.Button]:
+def build_welcome(text: str, name: str = "Parlor") -> tuple[gr.Column, gr.Button]:
     """The welcome notice, hidden until the page knows whether it was dismissed."""
     # A Column: a Group shown after being hidden is drawn with its id twice (Gradio 6.31).
     with gr.Column(visible=False, variant="panel", elem_id="welcome") as group:
-        gr.Markdown(text or WELCOME)
+        gr.Markdown(text or WELCOME.replace("{name}", name))
         dismiss = gr.Button("Got it", size="sm", elem_id="welcome-dismiss")
     return group, dismiss
 
