@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from .identity import (
     PageSigner,
     owner_from_cookies,
 )
+from .limits import address_key, client_address
 
 OwnerOf = Callable[..., Owner]  # (request, oauth_token=None, page="") -> Owner
 
@@ -55,6 +57,7 @@ def owner_resolver(
     tokens: TokenResolver | None = None,
     adopt: Callable[[Owner, Owner], object] = lambda account, visitor: None,
     is_retired: Callable[[str], bool] = lambda owner_id: False,
+    address_of: Callable[[gr.Request], str] | None = None,
 ) -> OwnerOf:
     """`owner_of(request, oauth_token=None, page="")`: the owner behind a Gradio request, or
     a clear error. A request is resolved once: later calls with it give the same owner.
@@ -64,7 +67,8 @@ def owner_resolver(
     then the anonymous session cookie or, where the browser sent none back (a frame where
     third-party cookies are blocked), the person named by the page's token (`page`, issued
     by the server to that page only: see `PageSigner`). Gradio's session hash names no one:
-    the browser makes it up and sends it in URLs, so anyone may know it.
+    the browser makes it up and sends it in URLs, so anyone may know it. With `address_of`
+    (the address limits are on), an anonymous owner carries where the request came from.
     """
 
     def anonymous(request: gr.Request, page: str) -> Owner:
@@ -107,10 +111,24 @@ def owner_resolver(
                 else ("Your session could not be identified. Reload the page (cookies must be on).")
             )
             raise gr.Error(message, print_exception=False) from None
+        if address_of is not None and owner.kind == "anonymous":
+            owner = dataclasses.replace(owner, address=address_of(request))
         vars(request)[_RESOLVED] = owner
         return owner
 
     return owner_of
+
+
+def address_reader(*, trusted_proxy: bool) -> Callable[[gr.Request], str]:
+    """`address_of(request)`: the request's client address as the limits key it (hashed)."""
+
+    def address_of(request: gr.Request) -> str:
+        client = getattr(request, "client", None)
+        peer = str(getattr(client, "host", "") or "")
+        headers = getattr(request, "headers", None) or {}
+        return address_key(client_address(headers, peer, trusted_proxy=trusted_proxy))
+
+    return address_of
 
 
 def render_answer(text: str, notice: str = "", *, failed: bool = False) -> str:

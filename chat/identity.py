@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs
 
@@ -56,6 +56,9 @@ class Owner:
     id: str
     kind: Literal["anonymous", "hf"]
     name: str = ""
+    # Where the request came from, as a key of chat/limits.py (a keyed hash, "" when the
+    # address limits are off): not part of who the owner is.
+    address: str = field(default="", compare=False, repr=False)
 
 
 class CookieSigner:
@@ -127,9 +130,8 @@ def read_cookie(cookie_header: str, name: str = COOKIE_NAME) -> str | None:
 
 
 def _is_https(scope, *, forwarded_proto: bool) -> bool:
-    """Whether the browser reached Parlor over HTTPS: the connection's own scheme (uvicorn
-    already reads X-Forwarded-Proto from a proxy on this machine), or, behind a proxy the
-    deployer declares (or a Space's), the proxy's X-Forwarded-Proto."""
+    """Whether the browser reached Parlor over HTTPS: the connection's own scheme, or,
+    behind a proxy the deployer declares (or a Space's), the proxy's X-Forwarded-Proto."""
     if scope.get("scheme") == "https":
         return True
     if not forwarded_proto:

@@ -14,11 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 
-from . import gradio_patches, hub_patches, pages, patches
+from . import gradio_patches, hub_patches, pages, patches, retention
 from .accounts import DeclinedSignIn, TokenResolver
 from .api import register_api
 from .catalog import Catalog
-from .doors import owner_resolver
+from .doors import address_reader, owner_resolver
 from .endpoints import Endpoints, LocalTarget
 from .history import History
 from .http_api import add_http_api
@@ -30,6 +30,7 @@ from .identity import (
     SessionCookieMiddleware,
     SessionHashes,
 )
+from .limits import Limits
 from .local_model import LocalModel
 from .security import BodyLimit, SecurityMiddleware
 from .service import ChatService
@@ -71,6 +72,12 @@ def create_app(
         answer_limits=(settings.max_answers_per_person, settings.max_answers),
         model_titles=settings.model_titles,
         import_limits=settings.import_limits,
+        limits=Limits(
+            per_minute=settings.limit_per_minute,
+            per_day=settings.limit_per_day,
+            per_address_minute=settings.limit_per_address_per_minute,
+            per_address_day=settings.limit_per_address_per_day,
+        ),
     )
     secret = settings.signing_secret()
     signer = CookieSigner(secret)
@@ -91,6 +98,10 @@ def create_app(
         tokens=tokens,
         adopt=service.adopt,
         is_retired=history.is_retired,
+        # Hashing the address costs each request a little: only when a limit counts it.
+        address_of=address_reader(trusted_proxy=settings.trusted_proxy)
+        if service.limits.address
+        else None,
     )
 
     footer = ""
@@ -117,9 +128,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        days = settings.retention_days
+        sweeper = retention.Sweeper(history, service.share_store, days).start() if days else None
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.stop()
             if local is not None:
                 local.stop()
 
@@ -164,6 +179,8 @@ def create_app(
                 login=settings.login_enabled,
                 ephemeral=settings.ephemeral_storage,
                 feedback_url=settings.feedback_link,
+                retention_days=settings.retention_days,
+                address_limits=bool(service.limits.address),
             )
         )
 
@@ -234,6 +251,9 @@ def serve(app: FastAPI, settings: Settings) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
+        # The client's address and scheme come from X-Forwarded-* only behind a proxy the
+        # deployer declares (uvicorn would otherwise believe any client on 127.0.0.1).
+        proxy_headers=settings.trusted_proxy,
     )
     # uvicorn raises the stop signal again once it has shut down: a stop that was asked
     # for ends the process with status 0.

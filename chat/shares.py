@@ -74,7 +74,11 @@ class Shares:
     def _owned(self, owner: str, keep) -> list[str]:
         """The one ownership check: drop the owner's rows for which `keep(row)` is false,
         then their snapshot files. The ids dropped."""
-        path = self._list_path(owner)
+        return self._drop(self._list_path(owner), keep)
+
+    def _drop(self, path: Path, keep) -> list[str]:
+        """Drop the rows of the list at `path` for which `keep(row)` is false, then their
+        snapshot files. The ids dropped."""
         if not path.exists():
             return []
         with self.history._open(path) as db:
@@ -95,6 +99,12 @@ class Shares:
         if conversation_ids is None:
             return len(self._owned(owner, lambda r: False))
         return len(self._owned(owner, lambda r: r["conversation_id"] not in conversation_ids))
+
+    def remove_by_key(self, owner_key: str, conversation_ids: set[str]) -> int:
+        """Retention: remove the links of these conversations of one owner key (see
+        `History.owners`), which names no one."""
+        path = self.history.root / owner_key / "shares.json"
+        return len(self._drop(path, lambda r: r["conversation_id"] not in conversation_ids))
 
     def move(self, source: str, target: str) -> None:
         """Sign-in: the visitor's links are listed under the account (snapshots stay)."""
