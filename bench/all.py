@@ -23,6 +23,7 @@ BENCHES = [
     "ttft",
     "concurrency",
     "stalls",
+    "limits",
 ]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 
