@@ -26,6 +26,7 @@ BENCHES = [
     "stalls",
     "sealed_session",
     "watermark",
+    "limits",
 ]
 SLOW = {"watermark": 2400}  # seconds a benchmark may take, when more than 900
 RESULTS = ROOT / "bench" / "RESULTS.md"

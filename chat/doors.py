@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from .identity import (
     PageSigner,
     owner_from_cookies,
 )
+from .limits import address_key, client_address
 from .quota import token_of_session, with_token
 
 OwnerOf = Callable[..., Owner]  # (request, oauth_token=None, page="") -> Owner
@@ -57,6 +59,7 @@ def owner_resolver(
     adopt: Callable[[Owner, Owner], object] = lambda account, visitor: None,
     is_retired: Callable[[str], bool] = lambda owner_id: False,
     own_tokens: bool = False,
+    address_of: Callable[[gr.Request], str] | None = None,
 ) -> OwnerOf:
     """`owner_of(request, oauth_token=None, page="")`: the owner behind a Gradio request, or
     a clear error. A request is resolved once: later calls with it give the same owner.
@@ -70,6 +73,9 @@ def owner_resolver(
 
     With `own_tokens`, an account carries the person's own HF token (the session's, where
     they granted `inference-api`, or the one an API caller sent): see chat/quota.py.
+
+    With `address_of` (the address limits are on), an anonymous owner carries where the
+    request came from.
     """
 
     def anonymous(request: gr.Request, page: str) -> Owner:
@@ -115,10 +121,24 @@ def owner_resolver(
                 else ("Your session could not be identified. Reload the page (cookies must be on).")
             )
             raise gr.Error(message, print_exception=False) from None
+        if address_of is not None and owner.kind == "anonymous":
+            owner = dataclasses.replace(owner, address=address_of(request))
         vars(request)[_RESOLVED] = owner
         return owner
 
     return owner_of
+
+
+def address_reader(*, trusted_proxy: bool) -> Callable[[gr.Request], str]:
+    """`address_of(request)`: the request's client address as the limits key it (hashed)."""
+
+    def address_of(request: gr.Request) -> str:
+        client = getattr(request, "client", None)
+        peer = str(getattr(client, "host", "") or "")
+        headers = getattr(request, "headers", None) or {}
+        return address_key(client_address(headers, peer, trusted_proxy=trusted_proxy))
+
+    return address_of
 
 
 def render_answer(text: str, notice: str = "", *, failed: bool = False) -> str:

@@ -56,7 +56,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -195,6 +195,26 @@ def _ns_of(stamp: str | None) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1e9)
+
+
+def _untouched(folder: Path, before_ns: int) -> list[str]:
+    """The ids of the conversation files in an owner's folder last changed before `before_ns`."""
+    try:
+        entries = list(os.scandir(folder / "conversations"))
+    except FileNotFoundError:
+        return []
+    return [
+        e.name[:-5]
+        for e in entries
+        if e.name.endswith(".json") and _ID.match(e.name[:-5]) and _mtime_ns(e) < before_ns
+    ]
+
+
+def _mtime_ns(entry: os.DirEntry) -> int:
+    try:
+        return entry.stat().st_mtime_ns
+    except FileNotFoundError:  # deleted meanwhile: nothing to expire
+        return time.time_ns()
 
 
 def _texts(path: str, sig: tuple[int, int, int]) -> search_index.Texts:
@@ -422,9 +442,11 @@ class History:
             db.storage.flush(mtime_ns=stamp_ns)
             db.close()
 
+    def _index(self, owner: str) -> AbstractContextManager[TinyDB]:
+        return self._index_at(self._owner_dir(owner) / "index.json")
+
     @contextmanager
-    def _index(self, owner: str) -> Iterator[TinyDB]:
-        path = self._owner_dir(owner) / "index.json"
+    def _index_at(self, path: Path) -> Iterator[TinyDB]:
         with self._locks.hold(path):
             try:
                 with self._open(path) as db:
@@ -432,11 +454,11 @@ class History:
                     yield db
                     return
             except CorruptFile:
-                self._rebuild_index(owner, path)
+                self._rebuild_index(path)
             with self._open(path) as db:
                 yield db
 
-    def _rebuild_index(self, owner: str, path: Path) -> None:
+    def _rebuild_index(self, path: Path) -> None:
         """The index only repeats what the conversation files hold: rebuild it from them."""
         aside = path.with_name(f"index.json.damaged-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
         shutil.move(path, aside)
@@ -656,6 +678,42 @@ class History:
             return False
         with self._locks.hold(path):
             try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+        return True
+
+    def delete_untouched(self, before_ns: int) -> dict[str, list[str]]:
+        """Retention: delete every owner's conversations not changed since `before_ns`
+        (nanoseconds since the epoch; a file's mtime is its `updated_at`). Per owner key
+        (see `owners`), the ids deleted; their share links go with them. A write landing
+        first keeps its conversation."""
+        swept: dict[str, list[str]] = {}
+        for key in self.owners():
+            folder = self.root / key
+            old = _untouched(folder, before_ns)
+            gone = [cid for cid in old if self._expire(folder, cid, before_ns)]
+            if not gone:
+                continue
+            with self._index_at(folder / "index.json") as index:
+                index.table("conversations").remove(Query().id.one_of(set(gone)))
+            for cid in gone:
+                self._search.forget(key, cid)
+            links = folder / "shares.json"
+            self._drop_links_at(links, lambda r, ids=set(gone): r["conversation_id"] not in ids)
+            swept[key] = gone
+        with self._listings_guard:  # read again from disk at their next listing
+            for owner in [o for o in self._listings if self._owner_dir(o).name in swept]:
+                del self._listings[owner]
+        return swept
+
+    def _expire(self, folder: Path, conversation_id: str, before_ns: int) -> bool:
+        """Remove one conversation file if it is still untouched since `before_ns`."""
+        path = folder / "conversations" / f"{conversation_id}.json"
+        with self._locks.hold(path):
+            try:
+                if path.stat().st_mtime_ns >= before_ns:
+                    return False
                 path.unlink()
             except FileNotFoundError:
                 return False
@@ -990,7 +1048,11 @@ class History:
         return {**rows[0], "messages": messages} if rows else None
 
     def drop_shares(self, owner: str, keep) -> list[str]:
-        path = self._links_path(owner)
+        return self._drop_links_at(self._links_path(owner), keep)
+
+    def _drop_links_at(self, path: Path, keep) -> list[str]:
+        """Drop the links of the list at `path` for which `keep(row)` is false, then their
+        snapshots. The ids dropped."""
         if not path.exists():
             return []
         with self._open(path) as db:

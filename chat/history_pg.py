@@ -353,6 +353,28 @@ class PgHistory:
             )
             return done.rowcount
 
+    def delete_untouched(self, before_ns: int) -> dict[str, list[str]]:
+        """Retention: one statement deletes the conversations untouched since `before_ns`
+        (a row written meanwhile is checked again by PostgreSQL, and kept), then their
+        share links and snapshots."""
+        swept: dict[str, list[str]] = {}
+        with self._conn() as conn:
+            rows = conn.execute(
+                "DELETE FROM conversations WHERE updated_ns < %s RETURNING owner_key, id",
+                (before_ns,),
+            ).fetchall()
+            for row in rows:
+                swept.setdefault(row["owner_key"], []).append(row["id"])
+            for key, ids in swept.items():
+                links = conn.execute(
+                    "DELETE FROM share_links WHERE owner_key = %s AND conversation_id = ANY(%s)"
+                    " RETURNING id",
+                    (key, ids),
+                ).fetchall()
+                gone = [r["id"] for r in links]
+                conn.execute("DELETE FROM share_snapshots WHERE id = ANY(%s)", (gone,))
+        return swept
+
     # -- search -------------------------------------------------------------------------
 
     def search(self, owner: str, wanted: list[str], limit: int) -> list[dict]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import TypeVar
@@ -34,6 +35,7 @@ from .service import (
     NOT_FOUND,
     ChatService,
     ChatUpdate,
+    Limited,
     ServiceError,
     TooManyAnswers,
 )
@@ -191,7 +193,9 @@ def add_http_api(app: FastAPI, service: ChatService, owner_of: OwnerOf) -> None:
             updates = updates_for(owner, body)
             first = await anext(updates)
         except ServiceError as e:
-            return JSONResponse({"error": str(e)}, status_code=_status(e))
+            # A usage limit says when it resets, in seconds (RFC 9110 Retry-After).
+            wait = {"retry-after": str(math.ceil(e.retry_after))} if isinstance(e, Limited) else {}
+            return JSONResponse({"error": str(e)}, status_code=_status(e), headers=wait)
         return StreamingResponse(
             _events(first, updates),
             media_type="text/event-stream",

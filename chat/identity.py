@@ -59,6 +59,9 @@ class Owner:
     # Their own Hugging Face token, where it pays for their inference (chat/quota.py): held
     # in memory with the request and its answer only; never stored, logged or compared.
     hf_token: str = field(default="", repr=False, compare=False)
+    # Where the request came from, as a key of chat/limits.py (a keyed hash, "" when the
+    # address limits are off): not part of who the owner is.
+    address: str = field(default="", compare=False, repr=False)
 
 
 class CookieSigner:
@@ -130,9 +133,8 @@ def read_cookie(cookie_header: str, name: str = COOKIE_NAME) -> str | None:
 
 
 def _is_https(scope, *, forwarded_proto: bool) -> bool:
-    """Whether the browser reached Parlor over HTTPS: the connection's own scheme (uvicorn
-    already reads X-Forwarded-Proto from a proxy on this machine), or, behind a proxy the
-    deployer declares (or a Space's), the proxy's X-Forwarded-Proto."""
+    """Whether the browser reached Parlor over HTTPS: the connection's own scheme, or,
+    behind a proxy the deployer declares (or a Space's), the proxy's X-Forwarded-Proto."""
     if scope.get("scheme") == "https":
         return True
     if not forwarded_proto:

@@ -155,6 +155,28 @@ def _kept(service: ChatService) -> str:
     return TEMPORARY if service.store_messages else HISTORY_OFF
 
 
+def _retention(days: int | None) -> str:
+    """How long conversations are kept (PARLOR_RETENTION_DAYS)."""
+    if days is None:
+        return "Your conversations are kept until you delete them."
+    span = "1 day" if days == 1 else f"{days} days"
+    return (
+        f"A conversation nobody has written in for <strong>{span}</strong> is deleted from "
+        "this server, with its share links; until then it is kept until you delete it."
+    )
+
+
+def _counted(address_limits: bool) -> str:
+    """What the per-address message limits keep (chat/limits.py)."""
+    if not address_limits:
+        return ""
+    return (
+        " To limit how many messages are sent without signing in, the server counts them per "
+        "network address, in memory only, with the address kept as a keyed hash it cannot be "
+        "read back from, and forgotten when the count resets."
+    )
+
+
 def privacy_page(
     service: ChatService,
     *,
@@ -164,6 +186,8 @@ def privacy_page(
     feedback_url: str,
     own_tokens: bool = False,
     brand: Branding = PARLOR,
+    retention_days: int | None = None,
+    address_limits: bool = False,
 ) -> str:
     served = "".join(
         f"<li>{escape(m['name'])} <code>{escape(m['id'])}</code>"
@@ -216,7 +240,8 @@ def privacy_page(
 <h2>What is stored, and where</h2>
 <p>Each conversation you have (your messages, the answers, the model used, the times) is stored
 {where}. Nothing else about you is stored.
-Message text is never written to the server's logs, and no analytics are collected.</p>
+Message text is never written to the server's logs, and no analytics are collected.
+{_counted(address_limits)}</p>
 {_kept(service)}
 <h2>Who can see it</h2>
 <p>Only you. {identity}Without signing in, you are known by a random id kept in a cookie of
@@ -231,7 +256,7 @@ model you chose, to write the answer. This server serves:</p><ul>{served}</ul>
 their own terms; the embedded SmolLM2 model runs on this server itself.</p>{_paying(own_tokens)}
 {_watermarks(service)}
 <h2>How long, and how to delete it</h2>
-<p>Your conversations are kept until you delete them. Delete one with <em>Delete this
+<p>{_retention(retention_days)} Delete one with <em>Delete this
 conversation</em>, or everything with <em>Delete all my conversations</em>: the files are
 removed from disk, not just hidden. You can also export all your data as one JSON file, and
 import it into another browser or another Parlor.</p>

@@ -14,12 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 
-from . import branding, extensions, gradio_patches, hub_patches, pages, patches
+from . import branding, extensions, gradio_patches, hub_patches, pages, patches, retention
 from .accounts import DeclinedSignIn, TokenResolver
 from .api import register_api
 from .catalog import Catalog
 from .check_page import add_check_page
-from .doors import owner_resolver
+from .doors import address_reader, owner_resolver
 from .endpoints import Endpoints, LocalTarget
 from .http_api import add_http_api
 from .identity import (
@@ -30,6 +30,7 @@ from .identity import (
     SessionCookieMiddleware,
     SessionHashes,
 )
+from .limits import Limits
 from .local_model import LocalModel
 from .quota import HFAccess, asks_for_inference
 from .sealed_session import SealedSessionCookie
@@ -85,6 +86,12 @@ def create_app(
         model_titles=settings.model_titles,
         store_messages=settings.store_messages,
         import_limits=settings.import_limits,
+        limits=Limits(
+            per_minute=settings.limit_per_minute,
+            per_day=settings.limit_per_day,
+            per_address_minute=settings.limit_per_address_per_minute,
+            per_address_day=settings.limit_per_address_per_day,
+        ),
     )
     secret = settings.signing_secret()
     signer = CookieSigner(secret)
@@ -106,6 +113,10 @@ def create_app(
         adopt=service.adopt,
         is_retired=history.is_retired,
         own_tokens=own_tokens,
+        # Hashing the address costs each request a little: only when a limit counts it.
+        address_of=address_reader(trusted_proxy=settings.trusted_proxy)
+        if service.limits.address
+        else None,
     )
 
     footer = ""
@@ -138,9 +149,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        days = settings.retention_days
+        sweeper = retention.Sweeper(history, days).start() if days else None
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.stop()
             if local is not None:
                 local.stop()
             history.close()
@@ -186,6 +201,8 @@ def create_app(
                 feedback_url=settings.feedback_link,
                 own_tokens=own_tokens,
                 brand=brand,
+                retention_days=settings.retention_days,
+                address_limits=bool(service.limits.address),
             )
         )
 
@@ -276,6 +293,9 @@ def serve(app: FastAPI, settings: Settings) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
+        # The client's address and scheme come from X-Forwarded-* only behind a proxy the
+        # deployer declares (uvicorn would otherwise believe any client on 127.0.0.1).
+        proxy_headers=settings.trusted_proxy,
     )
     # uvicorn raises the stop signal again once it has shut down: a stop that was asked
     # for ends the process with status 0.

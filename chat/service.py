@@ -29,6 +29,7 @@ from .answers import Answer, Answers, ChatUpdate
 from .catalog import Catalog, Model
 from .endpoints import ChatError, Endpoints, Finish
 from .identity import Owner
+from .limits import LimitReached, Limits
 from .locks import KeyedLocks
 from .prompt import build_messages
 from .scratch import Scratch
@@ -66,6 +67,14 @@ class TooManyAnswers(ServiceError):
     """An answer refused for now: the limits of answers in progress are reached."""
 
 
+class Limited(TooManyAnswers):
+    """A message refused by a usage limit (chat/limits.py) for `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ChatService:
     def __init__(
         self,
@@ -81,7 +90,9 @@ class ChatService:
         answer_limits: tuple[int, int] = (4, 1000),
         model_titles: bool = True,
         store_messages: bool = True,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or Limits()  # usage limits: none unless the settings name some
         self.data_sharing = data_sharing
         self.import_limits = import_limits or ImportLimits(message_chars=max_message_chars)
         self.catalog = catalog
@@ -718,7 +729,8 @@ class ChatService:
         return _Turn(conv, prompt, [question, answer], answer)
 
     def _admit(self, owner: Owner, key: tuple[str, str]) -> None:
-        """Refuse an answer past the bounds: one per conversation, and the limits."""
+        """Refuse an answer past the bounds (one per conversation, the answers in progress,
+        the usage limits), or count it against the usage limits."""
         if self.answers.get(key) is not None:
             raise ServiceError(BUSY)
         mine = len(self.answers.owned_by(owner.id))
@@ -732,6 +744,10 @@ class ChatService:
                 "The server is writing as many answers as it can right now. "
                 "Send your message again in a moment."
             )
+        try:  # last: a message refused above is not counted
+            self.limits.admit(owner.id, owner.address if owner.kind == "anonymous" else "")
+        except LimitReached as e:
+            raise Limited(str(e), e.retry_after) from None
 
     async def _write(self, owner: Owner, turn: _Turn) -> AsyncIterator[ChatUpdate]:
         """Start the answer as a task of the server's, and follow it. Whoever reads this

@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     # Parlor is reached only through a reverse proxy that sets X-Forwarded-Host itself: the
     # cross-site check then takes it for the app's own address. Off, anyone could send it.
     trusted_proxy: bool = False
+    # Messages (answers asked of a model) per person, and per client address of anonymous
+    # people, per minute and per day (chat/limits.py); unset: no limit.
+    limit_per_minute: int | None = Field(None, ge=1)
+    limit_per_day: int | None = Field(None, ge=1)
+    limit_per_address_per_minute: int | None = Field(None, ge=1)
+    limit_per_address_per_day: int | None = Field(None, ge=1)
+    # Conversations untouched for this many days are deleted (chat/retention.py); unset: kept.
+    retention_days: int | None = Field(None, ge=1)
     # Set by Hugging Face Spaces.
     space_id: str = Field("", validation_alias="SPACE_ID")
     space_host: str = Field("", validation_alias="SPACE_HOST")

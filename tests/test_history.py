@@ -414,3 +414,35 @@ def test_signing_in_moves_a_visitors_history_to_the_account_and_retires_the_visi
     assert store.is_retired("visitor") and not store.is_retired("account")
     assert not store.has_files("visitor") and store.has_files("account")
     assert store.append_message("visitor", mine, role="user", content="late") is None
+
+
+def test_retention_deletes_untouched_conversations_with_their_links_on_both_stores(store):
+    """`delete_untouched` (PARLOR_RETENTION_DAYS): the old conversation goes, with its share
+    link and snapshot; the recent one and its link stay; another owner is swept too."""
+    from chat.history import iso, message_row, new_id
+    from chat.shares import Shares
+
+    def made(owner: str, title: str, ns: int) -> dict:
+        stamp = iso(ns)
+        question = message_row("user", f"{title}?", parent_id=None, stamp=stamp)
+        row = {"id": new_id(), "title": title, "model": "m", "created_at": stamp}
+        row |= {"updated_at": stamp, "leaf_id": question["id"], "shape": 2}
+        assert store.add_conversations(owner, [(row, [question])]) == 1
+        return row
+
+    day = 86_400 * 10**9
+    now = time.time_ns()
+    old, recent = made("alice", "Old", now - 40 * day), made("alice", "Recent", now - day)
+    bobs = made("bob", "Bob's old", now - 90 * day)
+    shares = Shares(store)
+    old_link = shares.create("alice", old, [])
+    recent_link = shares.create("alice", recent, [])
+
+    swept = store.delete_untouched(now - 30 * day)
+    assert sorted(cid for ids in swept.values() for cid in ids) == sorted([old["id"], bobs["id"]])
+    assert [c["title"] for c in store.list_conversations("alice")] == ["Recent"]
+    assert store.list_conversations("bob") == []
+    assert shares.snapshot(old_link["id"]) is None
+    assert shares.snapshot(recent_link["id"]) is not None
+    assert [r["id"] for r in shares.listing("alice")] == [recent_link["id"]]
+    assert store.delete_untouched(now - 30 * day) == {}  # nothing left to sweep
