@@ -117,3 +117,11 @@ def test_view_api_lists_the_contract_with_descriptions(app):
     assert not api["unnamed_endpoints"]
     for name in CONTRACT:
         assert api["named_endpoints"][name]["description"], name
+
+
+def test_the_worked_examples_models_file_is_a_valid_catalog():
+    """README's "Make it yours" names examples/acme-models.yaml: it must start."""
+    path = ROOT / "examples" / "acme-models.yaml"
+    catalog = parse_catalog(yaml.safe_load(path.read_text()), source=str(path))
+    assert [m.id for m in catalog.models] == ["meta-llama/Llama-3.3-70B-Instruct", "smollm2-135m"]
+    assert "acme-models.yaml" in README
