@@ -46,6 +46,8 @@ CSS = (
   #composer > button { flex: 0 0 auto !important; width: auto; padding: 0 .9rem;
     align-self: stretch; }
   #actions { flex-wrap: wrap; gap: .4rem; }
+  /* the chat shorter, so that the box shows without scrolling, welcome notice and all */
+  #chatbot { height: 300px !important; flex-grow: 1; }
   #actions > * { flex: 0 1 auto !important; min-width: 0 !important; width: auto; }
 }
 /* In a frame, Gradio's login cookie is blocked: sign-in happens in a tab of its own. */
