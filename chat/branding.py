@@ -60,7 +60,11 @@ def colour(value: str) -> str:
 def image(value: str) -> str:
     """A logo or favicon: an https:// URL, or an image file that exists (served by the app)."""
     value = value.strip()
-    if not value or value.startswith("https://"):
+    if not value:
+        return value
+    if value.startswith("https://"):
+        if not _HOST.fullmatch(urlsplit(value).netloc):  # it goes into the page's CSP
+            raise ValueError("an image URL must name a plain host, like https://cdn.example.com/")
         return value
     if "://" in value:
         raise ValueError("an image URL must start with https:// (a page on https blocks others)")
@@ -73,6 +77,9 @@ def image(value: str) -> str:
             + ", ".join(sorted(IMAGE_TYPES))
         )
     return str(path.resolve())
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")  # a host name and port, nothing else
 
 
 def link(value: str) -> str:

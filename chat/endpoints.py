@@ -45,6 +45,7 @@ from huggingface_hub.utils import get_async_session
 from .catalog import Endpoint, Model, endpoint_available, endpoint_token, is_hub_model_id
 from .identity import Owner
 from .quota import HFAccess, own_token_message
+from .settings import HF_DOMAINS
 
 log = logging.getLogger("parlor.endpoints")
 
@@ -331,9 +332,6 @@ def _as_own(error: ChatError, status: int) -> ChatError:
     """`error` told as what Hugging Face said of the person's own token (or credits)."""
     message = own_token_message(status)
     return ChatError(message, kind="own_token", failover=True) if message else error
-
-
-HF_DOMAINS = ("huggingface.co", "hf.co", "huggingface.cloud")  # the router is router.huggingface.co
 
 
 def is_hub_url(url: str) -> bool:

@@ -210,6 +210,17 @@ def _untouched(folder: Path, before_ns: int) -> list[str]:
     ]
 
 
+def _imported_since(path: Path, before_ns: int) -> bool:
+    """Whether the conversation in this file was imported at `before_ns` or later: an
+    import keeps the conversation's own dates, and retention counts from the import."""
+    try:
+        rows = json.loads(path.read_text()).get("conversation", {}).values()
+    except (OSError, ValueError, AttributeError):
+        return False  # unreadable: as any other file of its age
+    stamps = [r.get("imported_at") for r in rows if isinstance(r, dict)]
+    return any(_ns_of(stamp) >= before_ns for stamp in stamps if stamp)
+
+
 def _mtime_ns(entry: os.DirEntry) -> int:
     try:
         return entry.stat().st_mtime_ns
@@ -712,7 +723,7 @@ class History:
         path = folder / "conversations" / f"{conversation_id}.json"
         with self._locks.hold(path):
             try:
-                if path.stat().st_mtime_ns >= before_ns:
+                if path.stat().st_mtime_ns >= before_ns or _imported_since(path, before_ns):
                     return False
                 path.unlink()
             except FileNotFoundError:

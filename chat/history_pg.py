@@ -360,8 +360,9 @@ class PgHistory:
         swept: dict[str, list[str]] = {}
         with self._conn() as conn:
             rows = conn.execute(
-                "DELETE FROM conversations WHERE updated_ns < %s RETURNING owner_key, id",
-                (before_ns,),
+                "DELETE FROM conversations WHERE updated_ns < %s"
+                " AND coalesce(extra->>'imported_at', '') < %s RETURNING owner_key, id",
+                (before_ns, iso(before_ns)),  # an import counts from then (History's too)
             ).fetchall()
             for row in rows:
                 swept.setdefault(row["owner_key"], []).append(row["id"])

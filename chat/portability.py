@@ -288,8 +288,10 @@ def _check_tree(conv: ExportedConversation, where: str) -> None:
 def import_into(history: Store, owner: str, document: Export) -> int:
     """Add the export's conversations to the owner's; ones already there are skipped."""
     tree = document["version"] >= 2
+    stamp = now()  # retention counts from here (chat/retention.py), whatever their dates
+    rows = (_rows(conv, tree=tree) for conv in document.get("conversations", []))
     return history.add_conversations(
-        owner, (_rows(conv, tree=tree) for conv in document.get("conversations", []))
+        owner, (({**row, "imported_at": stamp}, messages) for row, messages in rows)
     )
 
 

@@ -1,7 +1,8 @@
 """Retention (`PARLOR_RETENTION_DAYS`): conversations nobody has touched for that many days
 are deleted from disk, with their share links, by a sweep at start-up and then every hour.
 
-"Touched" is the conversation's `updated_at` (a message, an answer, a rename). What people
+"Touched" is the conversation's `updated_at` (a message or an answer; not a rename), or
+its import when it came in an import (which keeps its own dates). What people
 chose to share with model authors is read from the conversation files themselves
 (chat/sharing.py), so it goes with them. The sweep sees only owner keys, never who they are.
 """

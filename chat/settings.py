@@ -7,11 +7,16 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import branding as checks
+
+# Hugging Face's own hosts: its HF token is only ever sent there (chat/endpoints.py).
+HF_DOMAINS = ("huggingface.co", "hf.co", "huggingface.cloud")  # the router: router.huggingface.co
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 SPACE_VOLUME = Path("/data")
 MIN_SECRET_CHARS = 16  # the shortest cookie-signing secret accepted
@@ -158,7 +163,7 @@ class Settings(BaseSettings):
     # HF_TOKEN (off: they sign in to use those models; see chat/quota.py), and the router
     # they go to ("": huggingface_hub's own, router.huggingface.co).
     anonymous_uses_server_token: bool = True
-    inference_providers_url: str = Field("", pattern=r"^(https?://.+)?$")
+    inference_providers_url: str = Field("", pattern=r"^(https?://.+)?$")  # see _tokens_go_to
     # Parlor's changes to private internals of Gradio and huggingface_hub (chat/patches.py),
     # each on the versions it was written for. Off ("off", "false", "0"): the libraries'
     # own code everywhere, to rule the patches out when something looks wrong.
@@ -166,6 +171,24 @@ class Settings(BaseSettings):
     # How long a page whose browser keeps no cookie (a frame where third-party cookies are
     # blocked) stays the same person: the page's token, and with it its conversation, ends.
     page_token_hours: float = Field(24, gt=0)
+
+    @field_validator("inference_providers_url")
+    @classmethod
+    def _tokens_go_to(cls, value: str) -> str:
+        """HF_TOKEN and people's own tokens go out with these requests: only to Hugging
+        Face's own hosts (https), or to this machine."""
+        if not value:
+            return value
+        parts = urlsplit(value)
+        host = (parts.hostname or "").lower()
+        hugging_face = any(host == d or host.endswith("." + d) for d in HF_DOMAINS)
+        if not ((parts.scheme == "https" and hugging_face) or host in LOOPBACK_HOSTS):
+            raise ValueError(
+                "tokens go out with these requests: give an https:// address on "
+                + ", ".join(HF_DOMAINS)
+                + ", or one on this machine (127.0.0.1, localhost)"
+            )
+        return value
 
     @property
     def login_enabled(self) -> bool:

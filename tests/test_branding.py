@@ -152,3 +152,13 @@ def test_a_share_page_carries_the_apps_name_and_favicon():
     assert "<title>Cats · Acme Assistant</title>" in page
     assert "A conversation shared from Acme Assistant on 2026-12-04" in page
     assert '<link rel="icon" href="https://cdn.acme.example/i.png">' in page
+
+
+def test_a_logo_url_that_would_write_into_the_csp_is_refused():
+    """The logo's origin goes into the page's Content-Security-Policy: a value carrying a
+    `;` would add a directive of its own (e.g. allow any script)."""
+    with pytest.raises(ValidationError, match="plain host"):
+        Settings(logo="https://cdn.acme.example;script-src *")
+    with pytest.raises(ValidationError, match="plain host"):
+        Settings(favicon="https://cdn.acme.example 'unsafe-inline'/icon.png")
+    assert Settings(logo="https://cdn.acme.example:8443/l.svg").logo.endswith("/l.svg")

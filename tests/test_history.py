@@ -422,11 +422,11 @@ def test_retention_deletes_untouched_conversations_with_their_links_on_both_stor
     from chat.history import iso, message_row, new_id
     from chat.shares import Shares
 
-    def made(owner: str, title: str, ns: int) -> dict:
+    def made(owner: str, title: str, ns: int, **extra: str) -> dict:
         stamp = iso(ns)
         question = message_row("user", f"{title}?", parent_id=None, stamp=stamp)
         row = {"id": new_id(), "title": title, "model": "m", "created_at": stamp}
-        row |= {"updated_at": stamp, "leaf_id": question["id"], "shape": 2}
+        row |= {"updated_at": stamp, "leaf_id": question["id"], "shape": 2, **extra}
         assert store.add_conversations(owner, [(row, [question])]) == 1
         return row
 
@@ -434,13 +434,15 @@ def test_retention_deletes_untouched_conversations_with_their_links_on_both_stor
     now = time.time_ns()
     old, recent = made("alice", "Old", now - 40 * day), made("alice", "Recent", now - day)
     bobs = made("bob", "Bob's old", now - 90 * day)
+    # An import keeps its dates; the retention clock starts at the import (chat/portability.py).
+    imported = made("alice", "Imported old", now - 400 * day, imported_at=iso(now))
     shares = Shares(store)
     old_link = shares.create("alice", old, [])
     recent_link = shares.create("alice", recent, [])
 
     swept = store.delete_untouched(now - 30 * day)
     assert sorted(cid for ids in swept.values() for cid in ids) == sorted([old["id"], bobs["id"]])
-    assert [c["title"] for c in store.list_conversations("alice")] == ["Recent"]
+    assert [c["title"] for c in store.list_conversations("alice")] == ["Recent", imported["title"]]
     assert store.list_conversations("bob") == []
     assert shares.snapshot(old_link["id"]) is None
     assert shares.snapshot(recent_link["id"]) is not None

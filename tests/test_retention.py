@@ -4,6 +4,7 @@ stay; through the service on a real store, a periodic sweeper, and the real app.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -141,3 +142,34 @@ def _error(client: Client, conversation_id: str) -> str:
     except Exception as e:
         return str(e)
     return ""
+
+
+def test_a_conversation_imported_today_is_kept_for_the_period_from_its_import(tmp_path):
+    """An export of last year's conversations, imported now, keeps its dates in the list;
+    the sweep that follows must not delete what `/import` just said it added."""
+    with ScriptedServer() as srv:
+        service = _service(srv, tmp_path)
+        me = Owner(id="anon:" + "7" * 40, kind="anonymous")
+        stamp = "2025-01-15T10:00:00.000000+00:00"
+        document = {
+            "format": "parlor-export",
+            "version": 1,
+            "conversations": [
+                {
+                    "id": "c" * 32,
+                    "title": "Last winter's plans",
+                    "model": "echo",
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                    "messages": [{"role": "user", "content": "Plans for the winter?"}],
+                }
+            ],
+        }
+        assert service.import_data(me, json.dumps(document)) == 1
+        assert retention.sweep(service.history, days=30) == 0
+        [listed] = service.conversations(me)
+        assert (listed["title"], listed["updated_at"][:10]) == ("Last winter's plans", "2025-01-15")
+        # Its clock runs from the import: once the period has passed, it goes.
+        later = time.time_ns() + 31 * DAY * 10**9
+        assert retention.sweep(service.history, days=30, now_ns=later) == 1
+        assert service.conversations(me) == []

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import chat.settings as settings_module
 from chat.settings import Settings
@@ -66,3 +67,12 @@ def test_the_generated_secret_is_created_readable_by_its_owner_only(tmp_path, mo
     assert key.read_text() == secret and len(secret) >= 64
     assert Settings(data_dir=tmp_path / "data", secret="").signing_secret() == secret
     assert [p.name for p in key.parent.iterdir()] == ["secret.key"], "no temporary file left"
+
+
+def test_the_inference_providers_router_is_hugging_faces_or_this_machines_only():
+    """HF_TOKEN and people's own tokens go out with these requests (chat/quota.py)."""
+    for elsewhere in ("https://router.example.com", "http://router.huggingface.co"):
+        with pytest.raises(ValidationError, match="tokens go out"):
+            Settings(inference_providers_url=elsewhere)
+    for fine in ("https://router.huggingface.co", "http://127.0.0.1:8123", "http://localhost:9"):
+        assert Settings(inference_providers_url=fine).inference_providers_url == fine
