@@ -16,6 +16,7 @@ from starlette.routing import Mount
 
 from . import branding, extensions, gradio_patches, hub_patches, pages, patches, retention
 from .accounts import DeclinedSignIn, TokenResolver
+from .answers_redis import shared_answers
 from .api import register_api
 from .catalog import Catalog
 from .check_page import add_check_page
@@ -93,6 +94,8 @@ def create_app(
             per_address_day=settings.limit_per_address_per_day,
         ),
     )
+    if settings.redis_url:  # answers in progress shared by the replicas
+        service.answers = shared_answers(settings.redis_url)
     secret = settings.signing_secret()
     signer = CookieSigner(secret)
     page_tokens = PageSigner(secret, max_age=settings.page_token_hours * 3600)
