@@ -6,12 +6,15 @@ survivor; several replicas without Redis refuse to start."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from apprunner import RunningApp
+from apprunner import ROOT, RunningApp, free_port
 from gradio_client import Client
 from redis_server import redis_server  # noqa: F401 - fixture
 from scripted_server import ScriptedServer, scripted_catalog
@@ -49,6 +52,55 @@ def replicas(tmp_path, pg_url, redis_server):  # noqa: F811 - the fixture
         finally:
             for app in apps:
                 app.stop()
+
+
+@pytest.fixture
+def balancer(replicas) -> Iterator[str]:
+    """HAProxy with sticky sessions in front of both replicas (deploy/haproxy.cfg); its URL."""
+    binary = shutil.which("haproxy")
+    assert binary, "haproxy not found: install Debian's haproxy (.ci/run does)"
+    port = free_port()
+    env = {**os.environ, "PARLOR_BALANCER": f"127.0.0.1:{port}"}
+    for n, app in enumerate(replicas, 1):
+        env[f"PARLOR_REPLICA_{n}"] = f"127.0.0.1:{app.port}"
+    proxy = subprocess.Popen([binary, "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:  # ready once it answers for a replica
+            assert proxy.poll() is None, "haproxy exited"
+            try:
+                if httpx.get(url + "healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=15)
+
+
+def test_a_person_chats_through_the_balancer_and_every_replica_shows_it(replicas, balancer):
+    with httpx.Client(timeout=60) as me:
+        me.get(balancer).raise_for_status()  # the session cookie, and the balancer's
+        assert {"PARLOR_REPLICA", COOKIE_NAME} <= set(me.cookies.keys())
+        as_me = {"Cookie": f"{COOKIE_NAME}={me.cookies[COOKIE_NAME]}"}
+        direct = [Client(app.url, verbose=False, headers=as_me) for app in replicas]
+        with me.stream("POST", balancer + "api/chat", json={"message": "Hello there"}) as answer:
+            frames = events(answer)
+            cid = started(frames)
+            assert [r.predict(cid, api_name="/conversation")["writing"] for r in direct] == [
+                True,
+                True,
+            ]
+            name, (_, text) = [(n, d) for n, d in frames][-1]
+        assert name == "complete" and text == FULL
+    for replica in direct:
+        (listed,) = replica.predict(api_name="/conversations")
+        assert listed["id"] == cid
+        shown = replica.predict(cid, api_name="/conversation")
+        assert not shown["writing"]
+        assert [m["content"] for m in shown["messages"]] == ["Hello there", FULL]
 
 
 def person(app: RunningApp) -> dict:
