@@ -45,6 +45,7 @@ def replicas(tmp_path, pg_url, redis_server):  # noqa: F811 - the fixture
             "PARLOR_DATABASE_URL": pg_url,
             "PARLOR_REDIS_URL": redis_server.url,
             "PARLOR_REPLICAS": "2",
+            "PARLOR_LIMIT_PER_MINUTE": "3",  # counted once for both replicas
         }
         apps = [RunningApp(tmp_path / f"data{n}", models=models, env=env) for n in range(2)]
         try:
@@ -148,6 +149,17 @@ def test_an_answer_is_followed_and_stopped_from_the_other_replica(replicas):
     assert not shown["writing"]
     assert shown["messages"][-1]["content"] == end_a[1][1]
     assert shown["messages"][-1]["notice"] == "Stopped."
+
+
+def test_usage_limits_count_the_messages_sent_to_every_replica(replicas):
+    a, b = replicas
+    me = person(a)
+    sent = []
+    for app in (a, b, a, b):
+        reply = httpx.post(app.url + "api/chat", json={"message": "Hi"}, cookies=me, timeout=60)
+        sent.append(reply.status_code)
+    assert sent == [200, 200, 200, 429]
+    assert "Message limit reached: 3 messages per minute for you" in reply.json()["error"]
 
 
 def test_a_replica_killed_mid_answer_leaves_what_it_acknowledged(replicas, pg_url):
