@@ -5,7 +5,6 @@ survivor; several replicas without Redis refuse to start."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,22 +17,13 @@ from apprunner import ROOT, RunningApp, free_port
 from gradio_client import Client
 from redis_server import redis_server  # noqa: F401 - fixture
 from scripted_server import ScriptedServer, scripted_catalog
+from test_http_api import events
 
 from chat.history_pg import PgHistory
 from chat.identity import COOKIE_NAME
 
 TOKENS = [f" word{n}" for n in range(40)]
 FULL = "".join(TOKENS)
-
-
-def events(response: httpx.Response) -> Iterator[tuple[str, object]]:
-    """The Server-Sent Events of `/api/chat` or `/api/follow`, as (name, data)."""
-    name = ""
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            yield name, json.loads(line[6:])
 
 
 @pytest.fixture
