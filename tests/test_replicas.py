@@ -177,6 +177,9 @@ def test_a_replica_killed_mid_answer_leaves_what_it_acknowledged(replicas, pg_ur
     assert question["content"] == "Keep it"
     assert answer["content"].startswith(saved) and FULL.startswith(answer["content"])
     assert answer["notice"].startswith("Interrupted")
+    body = {"conversation_id": cid, "retry_of": answer["id"]}
+    again = httpx.post(b.url + "api/chat", json=body, cookies=me, timeout=60)
+    assert list(events(again))[-1] == ("complete", [cid, FULL])  # retried there
     store.close()
 
 
