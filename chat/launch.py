@@ -74,7 +74,9 @@ def _setting_error(error: ValidationError) -> str:
     """The first bad setting as one line: the variable, the reason (never the value, which
     may be a secret)."""
     first = error.errors()[0]
-    name = str(first["loc"][0]) if first["loc"] else "a setting"
-    variable = name if name.isupper() else f"PARLOR_{name.upper()}"
     why = first["msg"].removeprefix("Value error, ")  # a check of ours says it all
+    if not first["loc"]:  # a check of several settings together names them itself
+        return f"{why}."
+    name = str(first["loc"][0])
+    variable = name if name.isupper() else f"PARLOR_{name.upper()}"
     return f"the setting {variable} is not valid: {why}."

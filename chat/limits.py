@@ -29,6 +29,12 @@ KEPT = 100_000  # keys tracked per limit: ~150 bytes each
 _KEY = secrets.token_bytes(32)  # this process's key for hashing addresses
 
 
+def use_key(key: bytes) -> None:
+    """Hash addresses with `key` (shared by replicas that count in Redis) from now on."""
+    global _KEY
+    _KEY = key
+
+
 def address_key(address: str) -> str:
     """A client address as the limits keep it: a keyed hash, meaningless outside this
     process, and never the address itself."""

@@ -16,6 +16,7 @@ from starlette.routing import Mount
 
 from . import branding, extensions, gradio_patches, hub_patches, pages, patches, retention
 from .accounts import DeclinedSignIn, TokenResolver
+from .answers_redis import shared_answers
 from .api import register_api
 from .catalog import Catalog
 from .check_page import add_check_page
@@ -31,6 +32,7 @@ from .identity import (
     SessionHashes,
 )
 from .limits import Limits
+from .limits_redis import shared_limits
 from .local_model import LocalModel
 from .quota import HFAccess, asks_for_inference
 from .sealed_session import SealedSessionCookie
@@ -74,6 +76,12 @@ def create_app(
         sign_in=settings.login_enabled,
         router_url=settings.inference_providers_url,
     )
+    limit_bounds = {
+        "per_minute": settings.limit_per_minute,
+        "per_day": settings.limit_per_day,
+        "per_address_minute": settings.limit_per_address_per_minute,
+        "per_address_day": settings.limit_per_address_per_day,
+    }
     service = ChatService(
         catalog=catalog,
         history=history,
@@ -86,13 +94,12 @@ def create_app(
         model_titles=settings.model_titles,
         store_messages=settings.store_messages,
         import_limits=settings.import_limits,
-        limits=Limits(
-            per_minute=settings.limit_per_minute,
-            per_day=settings.limit_per_day,
-            per_address_minute=settings.limit_per_address_per_minute,
-            per_address_day=settings.limit_per_address_per_day,
-        ),
+        limits=Limits(**limit_bounds),
     )
+    if settings.redis_url:  # answers in progress shared by the replicas
+        service.answers = shared_answers(settings.redis_url)
+        secret = settings.signing_secret()  # the same on every replica
+        service.limits = shared_limits(service.answers.sync, secret, **limit_bounds)
     secret = settings.signing_secret()
     signer = CookieSigner(secret)
     page_tokens = PageSigner(secret, max_age=settings.page_token_hours * 3600)

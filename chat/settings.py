@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # History on PostgreSQL (chat/history_pg.py) instead of TinyDB files under data_dir.
     database_url: str = ""
+    # Answers in progress shared by several replicas (chat/answers_redis.py); unset: in memory.
+    redis_url: str = ""
+    # How many Parlor processes serve this deployment together: past 1, Redis and PostgreSQL.
+    replicas: int = Field(default=1, ge=1)
     models: Path = Path(__file__).resolve().parent.parent / "models.yaml"
     secret: str = ""
     # The watermark's secret key (chat/watermark.py); unset: generated into the data directory.
@@ -207,6 +211,14 @@ class Settings(BaseSettings):
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
             raise SettingsError(
                 "PARLOR_DATABASE_URL must be a postgresql:// URL (leave it unset for TinyDB files)"
+            )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("PARLOR_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.replicas > 1 and not (self.redis_url and self.database_url):
+            raise SettingsError(
+                f"PARLOR_REPLICAS={self.replicas} needs PARLOR_REDIS_URL (answers in progress) "
+                "and PARLOR_DATABASE_URL (history) shared by every replica; "
+                "without them, run a single replica"
             )
         return self
 
