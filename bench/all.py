@@ -27,6 +27,7 @@ BENCHES = [
     "sealed_session",
     "watermark",
     "limits",
+    "replicas",
 ]
 SLOW = {"watermark": 2400}  # seconds a benchmark may take, when more than 900
 RESULTS = ROOT / "bench" / "RESULTS.md"

@@ -150,9 +150,16 @@ class Report:
         path.write_text(json.dumps(data, indent=2))
 
 
-def cli(description: str, *, app_dir: bool = False) -> argparse.Namespace:
+def cli(
+    description: str,
+    *,
+    app_dir: bool = False,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    if options:
+        options(parser)
     if app_dir:
         parser.add_argument(
             "--app-dir",
@@ -164,14 +171,24 @@ def cli(description: str, *, app_dir: bool = False) -> argparse.Namespace:
 
 
 def bench_main(
-    doc: str, name: str, title: str, run: Callable[..., Any], *, app_dir: bool = False
+    doc: str,
+    name: str,
+    title: str,
+    run: Callable[..., Any],
+    *,
+    app_dir: bool = False,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> None:
     """The command line of one benchmark: run it (a coroutine is run to its end), print its
     figures as they come, and with `--json FILE` also save them. With `app_dir`, it also
-    takes `--app-dir DIR` and `run` gets that checkout's root after the report."""
-    args = cli(doc.splitlines()[0], app_dir=app_dir)
+    takes `--app-dir DIR` and `run` gets that checkout's root after the report; with
+    `options` (which adds its own to the parser), `run` gets the parsed arguments."""
+    args = cli(doc.splitlines()[0], app_dir=app_dir, options=options)
     report = Report(name, title)
-    outcome = run(report, args.app_dir.resolve()) if app_dir else run(report)
+    if app_dir:
+        outcome = run(report, args.app_dir.resolve())
+    else:
+        outcome = run(report, args) if options else run(report)
     if inspect.isawaitable(outcome):
         asyncio.run(outcome)
     report.save(args.json)

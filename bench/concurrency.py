@@ -63,12 +63,19 @@ def deadline(tokens: int) -> float:
     return max(40.0, 3 * ideal(tokens))
 
 
-async def load(driver: ChatDriver, pid: int, tokens: int, last: str = "") -> LoadResult:
-    """CHATS simultaneous chats of `tokens`-token answers; each one's stream (None if it
-    failed) and the server CPU. `last`: how the answer's last token shows, which ends a
-    chat (by default the last of `tokens`)."""
+def server_cpu(pids: int | list[int]) -> float:
+    """CPU seconds so far of the server's processes, summed (several replicas)."""
+    return sum(cpu_seconds(pid) for pid in ([pids] if isinstance(pids, int) else pids))
+
+
+async def load(
+    driver: ChatDriver, pid: int | list[int], tokens: int, last: str = "", chats: int = CHATS
+) -> LoadResult:
+    """`chats` simultaneous chats of `tokens`-token answers; each one's stream (None if it
+    failed) and the server CPU (summed over `pid` when several). `last`: how the answer's
+    last token shows, which ends a chat (by default the last of `tokens`)."""
     last = last or last_token(tokens)
-    clients = [driver.client() for _ in range(CHATS)]
+    clients = [driver.client() for _ in range(chats)]
     try:
         pages = await asyncio.gather(*(driver.warm(c) for c in clients))
         go = asyncio.Event()
@@ -83,10 +90,10 @@ async def load(driver: ChatDriver, pid: int, tokens: int, last: str = "") -> Loa
 
         tasks = [asyncio.create_task(one(c, p)) for c, p in zip(clients, pages, strict=True)]
         await asyncio.sleep(0.2)
-        before = cpu_seconds(pid)
+        before = server_cpu(pid)
         go.set()
         done, pending = await asyncio.wait(tasks, timeout=deadline(tokens))
-        cpu = cpu_seconds(pid) - before
+        cpu = server_cpu(pid) - before
         for t in pending:
             t.cancel()
         return [t.result() if t in done else None for t in tasks], cpu
