@@ -295,4 +295,10 @@ def test_past_the_answers_a_person_may_have_at_once_a_429_says_to_wait(served):
         third = c.post("api/chat", json={"message": f"{MARK} a third", "model_id": "story"})
         assert third.status_code == 429
         assert "Wait until one ends" in third.json()["error"]
-        assert len(gradio(app, c).predict(api_name="/conversations")) == 2, "nothing stored"
+        # Both answers' conversations are stored: the question is written beside the request
+        # to the model, so the first event may come a moment before it is on disk.
+        client = gradio(app, c)
+        deadline = time.monotonic() + 30
+        while len(client.predict(api_name="/conversations")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(client.predict(api_name="/conversations")) == 2, "nothing stored"
