@@ -23,8 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,13 +40,13 @@ from bench.common import (
     launch_parlor,
     median,
     tokens_script,
-    wait_http,
     workdir,
 )
 from bench.concurrency import DELAY, deadline, ideal, load
 
 sys.path.insert(0, str(ROOT / "tests"))
-from apprunner import RunningApp, free_port
+from apprunner import RunningApp
+from balancer import haproxy
 from pg import Postgres
 from redis_server import RedisServer
 
@@ -56,32 +54,6 @@ CHATS = 400
 TOKENS = 300  # a typical chat's answer, as bench.concurrency's target load
 Load = tuple[int, int]  # chats, tokens in each answer
 QUICK: Load = (40, 30)  # --quick
-
-
-@contextlib.contextmanager
-def balancer(replicas: list[RunningApp]) -> Iterator[tuple[str, subprocess.Popen]]:
-    """HAProxy with deploy/haproxy.cfg in front of `replicas`, on a free loopback port: its
-    URL and process, once it answers /healthz for a replica."""
-    binary = shutil.which("haproxy")
-    if binary is None:
-        raise RuntimeError("haproxy not found: install Debian's haproxy (.ci/run does)")
-    port = free_port()
-    env = {**os.environ, "PARLOR_BALANCER": f"127.0.0.1:{port}"}
-    for n, app in enumerate(replicas, 1):
-        env[f"PARLOR_REPLICA_{n}"] = f"127.0.0.1:{app.port}"
-    proxy = subprocess.Popen(
-        [binary, "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_http(url + "healthz", proxy, 0.0)
-        yield url, proxy
-    finally:
-        proxy.terminate()
-        proxy.wait(timeout=15)
 
 
 def redis_cpu(url: str) -> float:
@@ -179,7 +151,7 @@ async def two_replicas(
     """Two replicas behind HAProxy; HAProxy's and Redis's CPU, and each replica's share of
     Parlor's (both must have served), in a note."""
     env = {**env, "PARLOR_REPLICAS": "2"}
-    with replicas(tmp, srv.base_url, 2, env) as apps, balancer(apps) as (url, proxy):
+    with replicas(tmp, srv.base_url, 2, env) as apps, haproxy(apps) as (url, proxy):
         pids = [a.proc.pid for a in apps]
         before = [redis_cpu(rds.url), cpu_seconds(proxy.pid), *map(cpu_seconds, pids)]
         result = await measure(report, "two replicas behind HAProxy", url, pids, *load)

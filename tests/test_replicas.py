@@ -5,15 +5,13 @@ survivor; several replicas without Redis refuse to start."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from apprunner import ROOT, RunningApp, free_port
+from apprunner import RunningApp
+from balancer import haproxy
 from gradio_client import Client
 from redis_server import redis_server  # noqa: F401 - fixture
 from scripted_server import ScriptedServer, scripted_catalog
@@ -48,27 +46,8 @@ def replicas(tmp_path, pg_url, redis_server):  # noqa: F811 - the fixture
 @pytest.fixture
 def balancer(replicas) -> Iterator[str]:
     """HAProxy with sticky sessions in front of both replicas (deploy/haproxy.cfg); its URL."""
-    binary = shutil.which("haproxy")
-    assert binary, "haproxy not found: install Debian's haproxy (.ci/run does)"
-    port = free_port()
-    env = {**os.environ, "PARLOR_BALANCER": f"127.0.0.1:{port}"}
-    for n, app in enumerate(replicas, 1):
-        env[f"PARLOR_REPLICA_{n}"] = f"127.0.0.1:{app.port}"
-    proxy = subprocess.Popen([binary, "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        while True:  # ready once it answers for a replica
-            assert proxy.poll() is None, "haproxy exited"
-            try:
-                if httpx.get(url + "healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    with haproxy(replicas) as (url, _):
         yield url
-    finally:
-        proxy.terminate()
-        proxy.wait(timeout=15)
 
 
 def test_a_person_chats_through_the_balancer_and_every_replica_shows_it(replicas, balancer):
